@@ -1,0 +1,27 @@
+"""Dataset roots, image and mask I/O, the demo-data generator (all torch-free)."""
+
+from pseudolabel.data.dataset import (
+    VOC_CLASSES,
+    DatasetIndex,
+    Problem,
+    Sample,
+    load_dataset,
+    read_classes,
+)
+from pseudolabel.data.images import image_size, load_image
+from pseudolabel.data.masks import IGNORE, read_mask, voc_palette, write_mask
+
+__all__ = [
+    "IGNORE",
+    "VOC_CLASSES",
+    "DatasetIndex",
+    "Problem",
+    "Sample",
+    "image_size",
+    "load_dataset",
+    "load_image",
+    "read_classes",
+    "read_mask",
+    "voc_palette",
+    "write_mask",
+]

@@ -1,0 +1,411 @@
+"""Dataset roots in the contract's VOC-style layout (torch-free).
+
+    ROOT/JPEGImages/<id>.jpg                  images (.jpg, .jpeg or .png)
+    ROOT/ImageSets/Segmentation/<split>.txt   one id per line (no split folder: every image)
+    ROOT/classes.txt                          foreground classes; optional first line 'background'
+    ROOT/labels.csv                           header `image,labels`, labels space-separated
+    ROOT/Annotations/<id>.xml                 (alternative) VOC object names
+    ROOT/SegmentationClass/<id>.png           (optional) ground-truth masks
+
+Class ``i`` (0-based, foreground only) has mask value ``i + 1``; 0 is background, 255 ignore.
+Problems are handled by a policy: ``"raise"`` (a :class:`BadInputError` naming the file and the
+fix), ``"skip"`` (``--skip-bad``: log, drop the image, go on) or ``"collect"`` (``inspect``: keep
+going and report every problem).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from pseudolabel.data.images import IMAGE_SUFFIXES, find_image
+from pseudolabel.errors import BadInputError
+from pseudolabel.io import check_image_id
+
+log = logging.getLogger(__name__)
+
+Policy = Literal["raise", "skip", "collect"]
+
+VOC_CLASSES: tuple[str, ...] = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image: its id, file, foreground class indices (0-based) and optional mask file."""
+
+    id: str
+    image: Path
+    labels: tuple[int, ...]
+    mask: Path | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A problem found in a dataset root: what kind, which file, the message and the fix."""
+
+    kind: str
+    path: Path | None
+    message: str
+    fix: str = ""
+    image_id: str | None = None
+
+    def error(self) -> BadInputError:
+        return BadInputError(self.message, path=self.path, fix=self.fix or None)
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """The images of one split with their image-level labels; cheap to pickle to workers.
+
+    ``gt_reader`` reads a ground-truth mask for a sample when masks are not PNG files
+    (COCO polygons); by default masks are read from ``Sample.mask``.
+    """
+
+    root: Path
+    classes: tuple[str, ...]
+    samples: tuple[Sample, ...]
+    split: str | None = None
+    problems: tuple[Problem, ...] = ()
+    skipped: tuple[str, ...] = ()
+    gt_reader: Callable[[Sample], np.ndarray | None] | None = field(default=None, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.samples[i]
+
+    def by_id(self) -> dict[str, Sample]:
+        return {s.id: s for s in self.samples}
+
+    def label_matrix(self) -> np.ndarray:
+        """(N, K) float32 multi-hot image-level labels."""
+        out = np.zeros((len(self.samples), len(self.classes)), dtype=np.float32)
+        for i, s in enumerate(self.samples):
+            out[i, list(s.labels)] = 1.0
+        return out
+
+    @property
+    def has_gt(self) -> bool:
+        return self.gt_reader is not None or any(s.mask is not None for s in self.samples)
+
+    def read_gt(self, sample: Sample) -> np.ndarray | None:
+        """The (H, W) uint8 ground-truth mask of ``sample`` or None when it has none."""
+        if self.gt_reader is not None:
+            return self.gt_reader(sample)
+        if sample.mask is None:
+            return None
+        from pseudolabel.data.masks import read_mask
+
+        return read_mask(sample.mask)
+
+    def subset(self, ids: Sequence[str]) -> DatasetIndex:
+        """The same dataset restricted to ``ids`` (in that order)."""
+        by_id = self.by_id()
+        return DatasetIndex(self.root, self.classes, tuple(by_id[i] for i in ids), self.split,
+                            self.problems, self.skipped, self.gt_reader)
+
+
+class _Problems:
+    """Applies the policy to problems as they are found."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.found: list[Problem] = []
+        self.bad_ids: set[str] = set()
+
+    def __call__(self, problem: Problem, *, fatal_for_image: bool = True) -> None:
+        self.found.append(problem)
+        if self.policy == "raise":
+            raise problem.error()
+        if fatal_for_image and problem.image_id is not None:
+            self.bad_ids.add(problem.image_id)
+        if self.policy == "skip":
+            log.warning("skipped: %s", problem.error().one_line())
+
+
+def read_classes(path: str | os.PathLike) -> tuple[tuple[str, ...], bool]:
+    """Foreground class names from classes.txt, and whether it begins with 'background'."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise BadInputError(f"cannot read class list ({exc.strerror})", path=path) from None
+    except UnicodeDecodeError:
+        raise BadInputError("class list is not UTF-8 text", path=path) from None
+    names = [ln.strip() for ln in lines]
+    while names and not names[-1]:
+        names.pop()
+    for i, name in enumerate(names):
+        if not name:
+            raise BadInputError(f"blank line {i + 1} in the class list", path=path,
+                                fix="remove blank lines: line i is the class with mask value i+1")
+        if any(c in name for c in ",\t") or " " in name:
+            raise BadInputError(f"class name {name!r} on line {i + 1} holds a space, tab or comma",
+                                path=path, fix="use names without spaces (labels.csv separates by space)")
+    has_background = bool(names) and names[0].lower() in ("background", "_background_", "bg")
+    fg = names[1:] if has_background else names
+    seen: set[str] = set()
+    for name in fg:
+        if name in seen:
+            raise BadInputError(f"class {name!r} is listed twice", path=path,
+                                fix="list every class once")
+        seen.add(name)
+    if not fg:
+        raise BadInputError("the class list names no foreground class", path=path,
+                            fix="write one class name per line")
+    return tuple(fg), has_background
+
+
+def read_split(path: Path) -> list[str]:
+    """Ids from a split file (one per line, blank lines and '#' comments ignored)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise BadInputError(f"cannot read split file ({exc.strerror})", path=path) from None
+    ids = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            ids.append(line.split()[0])
+    return ids
+
+
+def list_splits(root: Path) -> list[str]:
+    folder = root / "ImageSets" / "Segmentation"
+    return sorted(p.stem for p in folder.glob("*.txt")) if folder.is_dir() else []
+
+
+def _ids_from_images(folder: Path) -> list[str]:
+    ids = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix in IMAGE_SUFFIXES and not p.name.startswith("."):
+            ids.append(p.relative_to(folder).with_suffix("").as_posix())
+    return ids
+
+
+def read_labels_csv(
+    path: Path, classes: Sequence[str], problems: _Problems
+) -> dict[str, tuple[int, ...]]:
+    """Image-level labels from labels.csv (`image,labels`, labels space-separated)."""
+    index = {c: i for i, c in enumerate(classes)}
+    out: dict[str, tuple[int, ...]] = {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None or [h.strip().lower() for h in header[:2]] != ["image", "labels"]:
+                raise BadInputError("labels.csv must start with the header 'image,labels'",
+                                    path=path, fix="add the header line `image,labels`")
+            for lineno, row in enumerate(reader, start=2):
+                if not row or not "".join(row).strip():
+                    continue
+                image_id = row[0].strip()
+                image_id = os.path.splitext(image_id)[0] if image_id.endswith(
+                    tuple(IMAGE_SUFFIXES)) else image_id
+                names = row[1].split() if len(row) > 1 else []
+                where = f"{path}:{lineno}"
+                if image_id in out:
+                    problems(Problem("duplicate-label-row", path,
+                                     f"line {lineno}: image {image_id!r} has a second label row",
+                                     "keep one row per image", image_id), fatal_for_image=False)
+                    continue
+                labels = []
+                for name in names:
+                    if name not in index:
+                        problems(Problem(
+                            "unknown-class", path,
+                            f"line {lineno}: unknown class {name!r} for image {image_id!r}",
+                            f"use a class of classes.txt ({', '.join(classes)}) or add it there",
+                            image_id))
+                        break
+                    labels.append(index[name])
+                else:
+                    out[image_id] = tuple(sorted(set(labels)))
+                del where
+    except OSError as exc:
+        raise BadInputError(f"cannot read labels ({exc.strerror})", path=path) from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise BadInputError(f"labels.csv is not valid CSV text ({exc})", path=path) from None
+    return out
+
+
+def read_voc_xml(path: Path, classes: Sequence[str], problems: _Problems,
+                 image_id: str) -> tuple[int, ...] | None:
+    """Class indices of the objects named in one VOC annotation file."""
+    index = {c: i for i, c in enumerate(classes)}
+    try:
+        tree = ET.parse(path)
+    except FileNotFoundError:
+        problems(Problem("no-label-row", path, f"image {image_id!r} has no annotation file",
+                         "add Annotations/<id>.xml or remove the id from the split", image_id))
+        return None
+    except ET.ParseError as exc:
+        problems(Problem("bad-annotation", path, f"not valid XML ({exc})",
+                         "fix or regenerate the annotation file", image_id))
+        return None
+    labels = set()
+    for obj in tree.getroot().iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        if name not in index:
+            problems(Problem("unknown-class", path, f"unknown class {name!r}",
+                             "add it to classes.txt or fix the annotation", image_id))
+            return None
+        labels.add(index[name])
+    return tuple(sorted(labels))
+
+
+def load_dataset(
+    root: str | os.PathLike,
+    split: str | None = None,
+    *,
+    policy: Policy = "raise",
+    require_labels: bool = True,
+    coco: str | os.PathLike | None = None,
+    images: str | os.PathLike | None = None,
+) -> DatasetIndex:
+    """Read a dataset root (or a COCO instances file) into a :class:`DatasetIndex`.
+
+    Args:
+        root: the dataset root (ignored for COCO, where ``images`` is the image folder).
+        split: a split file name under ImageSets/Segmentation; None or a split without a file
+            when the root has no ImageSets folder means every image of JPEGImages.
+        policy: "raise", "skip" (``--skip-bad``) or "collect" (``inspect``).
+        require_labels: whether image-level labels must exist (train, make-cams) or not
+            (evaluate, which only needs masks).
+        coco: a COCO ``instances.json``; then ``images`` is the image folder.
+    """
+    if coco is not None:
+        from pseudolabel.data.coco import load_coco
+
+        return load_coco(coco, images if images is not None else root, split=split,
+                         policy=policy)
+    root = Path(root)
+    if not root.is_dir():
+        raise BadInputError("dataset root is not a folder", path=root,
+                            fix="give the folder that holds JPEGImages/ and labels.csv")
+    image_dir = root / "JPEGImages"
+    if not image_dir.is_dir():
+        raise BadInputError("dataset root has no JPEGImages/ folder", path=root,
+                            fix="put the images in ROOT/JPEGImages/<id>.jpg")
+    problems = _Problems(policy)
+
+    # classes
+    annotations = root / "Annotations"
+    if (root / "classes.txt").is_file():
+        classes, _ = read_classes(root / "classes.txt")
+    elif annotations.is_dir():
+        classes = VOC_CLASSES
+    else:
+        raise BadInputError("dataset root has no classes.txt", path=root / "classes.txt",
+                            fix="write the foreground class names, one per line")
+
+    # ids
+    split_file = root / "ImageSets" / "Segmentation" / f"{split}.txt" if split else None
+    if split_file is not None and split_file.is_file():
+        ids = read_split(split_file)
+        id_source: Path = split_file
+        if not ids:
+            raise BadInputError("split file lists no image", path=split_file,
+                                fix="write one image id per line")
+    elif split and list_splits(root):
+        raise BadInputError(f"no split {split!r}", path=split_file,
+                            fix=f"use one of: {', '.join(list_splits(root))}")
+    else:
+        ids = _ids_from_images(image_dir)
+        id_source = image_dir
+        if not ids:
+            raise BadInputError("JPEGImages/ holds no image", path=image_dir,
+                                fix="add .jpg or .png images")
+
+    seen: set[str] = set()
+    unique_ids = []
+    for image_id in ids:
+        try:
+            check_image_id(image_id, source=id_source)
+        except BadInputError as exc:
+            problems(Problem("bad-id", id_source, exc.message, exc.fix or "", None))
+            continue
+        if image_id in seen:
+            problems(Problem("duplicate-id", id_source, f"image id {image_id!r} is listed twice",
+                             "list every id once", image_id), fatal_for_image=False)
+            continue
+        seen.add(image_id)
+        unique_ids.append(image_id)
+
+    # labels
+    labels: dict[str, tuple[int, ...]] = {}
+    labels_csv = root / "labels.csv"
+    if labels_csv.is_file():
+        labels = read_labels_csv(labels_csv, classes, problems)
+        if not labels and require_labels and not problems.found:
+            raise BadInputError("labels.csv has no label row", path=labels_csv,
+                                fix="add one row `image,labels` per image")
+        label_source = labels_csv
+    elif annotations.is_dir():
+        for image_id in unique_ids:
+            got = read_voc_xml(annotations / f"{image_id}.xml", classes, problems, image_id)
+            if got is not None:
+                labels[image_id] = got
+        label_source = annotations
+    elif require_labels:
+        raise BadInputError("dataset root has no labels.csv (nor Annotations/)", path=labels_csv,
+                            fix="write `image,labels` rows with space-separated class names")
+    else:
+        label_source = None
+
+    mask_dir = root / "SegmentationClass"
+    samples = []
+    for image_id in unique_ids:
+        image = find_image(image_dir, image_id)
+        if image is None:
+            problems(Problem("missing-image", image_dir / f"{image_id}.jpg",
+                             f"image {image_id!r} is listed but has no file",
+                             "add the image or remove the id from the split file", image_id))
+            continue
+        if label_source is not None and image_id not in labels and label_source == labels_csv:
+            problems(Problem("no-label-row", labels_csv,
+                             f"image {image_id!r} has no label row",
+                             "add a row `<id>,<labels>` (empty labels = no foreground class)",
+                             image_id))
+        if image_id in problems.bad_ids:
+            continue
+        mask = mask_dir / f"{image_id}.png"
+        samples.append(Sample(image_id, image, labels.get(image_id, ()),
+                              mask if mask.is_file() else None))
+
+    if label_source == labels_csv and policy == "collect":
+        for image_id in sorted(set(labels) - seen):
+            if find_image(image_dir, image_id) is None:
+                problems(Problem("label-without-image", labels_csv,
+                                 f"label row for {image_id!r} has no image",
+                                 "remove the row or add the image", image_id),
+                         fatal_for_image=False)
+    if not samples:
+        raise BadInputError("no usable image in the dataset", path=id_source,
+                            fix="check the split file, JPEGImages/ and labels.csv")
+    return DatasetIndex(root, tuple(classes), tuple(samples), split, tuple(problems.found),
+                        tuple(sorted(problems.bad_ids)))

@@ -1,0 +1,104 @@
+"""Image loading that any photo a user has will survive, or fail with one clear line.
+
+EXIF orientation is applied; grayscale, RGBA/LA (composited on black), palette, CMYK and 16-bit
+images become 8-bit RGB. PIL's decompression-bomb guard stays on: an image over its limit is a
+:class:`BadInputError`, not a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pseudolabel.errors import BadInputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            # The guard warns between MAX_IMAGE_PIXELS and 2x; treat both as errors.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.load()
+    except FileNotFoundError:
+        raise BadInputError("image file is missing", path=path,
+                            fix="add the file or remove its id from the split file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadInputError(
+            "image is larger than PIL's decompression-bomb limit",
+            path=path,
+            fix="downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file",
+        ) from None
+    except UnidentifiedImageError:
+        raise BadInputError("not an image PIL can read", path=path,
+                            fix="re-export it as JPEG or PNG, or remove it") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadInputError(f"cannot decode image ({exc})", path=path,
+                            fix="the file is truncated or corrupt: re-export it or remove it") from None
+    return img
+
+
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """A PIL image of any mode as an (H, W, 3) uint8 array (EXIF orientation applied)."""
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        gray = ((arr - lo) / (hi - lo or 1.0) * 255.0 + 0.5).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file as (H, W, 3) uint8 RGB; :class:`BadInputError` on anything wrong."""
+    path = Path(path)
+    with _open(path) as img:
+        arr = to_rgb(img)
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise BadInputError("image is empty (0 pixels)", path=path)
+    return arr
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of an image after EXIF orientation, reading the header only."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            try:
+                orientation = img.getexif().get(0x0112, 1)
+            except Exception:
+                orientation = 1
+    except FileNotFoundError:
+        raise BadInputError("image file is missing", path=path) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise BadInputError("not an image PIL can read", path=path,
+                            fix="re-export it as JPEG or PNG, or remove it") from None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
+def find_image(folder: Path, image_id: str) -> Path | None:
+    """The file ``folder/<id>.<ext>`` for the first known image suffix that exists."""
+    for suffix in IMAGE_SUFFIXES:
+        p = folder / (image_id + suffix)
+        if p.is_file():
+            return p
+    return None
