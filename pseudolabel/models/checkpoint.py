@@ -1,0 +1,103 @@
+"""Classifier checkpoints: plain dicts of tensors and strings, loadable with weights_only=True."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pseudolabel.errors import BadInputError
+from pseudolabel.io import atomic_path
+from pseudolabel.models.classifier import Classifier, create_classifier
+
+FORMAT = "pseudolabel.classifier"
+VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, model: Classifier, **extra: Any) -> Path:
+    """Write ``model`` (weights, classes, timm name) and JSON-able ``extra`` metadata atomically."""
+    model = getattr(model, "module", model)  # unwrap DDP
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_name": model.model_name,
+        "classes": list(model.classes),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": json.dumps(extra, default=str),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """The raw checkpoint dict, loaded with ``weights_only=True``; clear errors for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError("checkpoint file does not exist", path=path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise BadInputError(
+            "checkpoint holds pickled Python objects, refused for safety (weights_only=True)",
+            path=path, fix="re-save it with pseudolabel (plain tensors, strings and numbers only)",
+        ) from None
+    except Exception as exc:
+        raise BadInputError(f"cannot read checkpoint ({type(exc).__name__})", path=path,
+                            fix="the file is truncated or not a torch checkpoint") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise BadInputError("not a pseudolabel classifier checkpoint", path=path,
+                            fix="give a student.pt / teacher.pt written by `pseudolabel train`")
+    if int(payload.get("version", 0)) > VERSION:
+        raise BadInputError(f"checkpoint format version {payload['version']} is newer than this "
+                            f"pseudolabel ({VERSION})", path=path, fix="upgrade pseudolabel")
+    return payload
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[Classifier, dict[str, Any]]:
+    """Rebuild the classifier of a checkpoint; returns it (in eval mode) and its metadata."""
+    payload = read_checkpoint(path, map_location)
+    model = create_classifier(payload["model_name"], payload["classes"])
+    missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+    if missing or unexpected:
+        raise BadInputError(
+            f"checkpoint does not fit {payload['model_name']!r} (missing {len(missing)}, "
+            f"unexpected {len(unexpected)} tensors)", path=path,
+            fix="the timm version may differ from the one that wrote it")
+    meta = json.loads(payload.get("meta") or "{}")
+    meta.update(model_name=payload["model_name"], classes=list(payload["classes"]), path=str(path))
+    return model.to(map_location).eval(), meta
+
+
+def load_run(
+    run_dir: str | os.PathLike, which: str = "student", map_location: str | torch.device = "cpu"
+) -> tuple[Classifier, dict[str, Any]]:
+    """Load ``RUN_DIR/<which>.pt`` (``student`` or ``teacher``)."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():  # a checkpoint file given directly
+        return load_checkpoint(run_dir, map_location)
+    path = run_dir / f"{which}.pt"
+    if not path.is_file():
+        have = sorted(p.stem for p in run_dir.glob("*.pt") if p.stem in ("student", "teacher"))
+        raise BadInputError(f"run folder has no {which} checkpoint", path=path,
+                            fix=f"train first, or use one of: {', '.join(have) or 'none found'}")
+    return load_checkpoint(path, map_location)
+
+
+def check_same_classes(
+    have: Sequence[str], have_source: str | os.PathLike, want: Sequence[str],
+    want_source: str | os.PathLike,
+) -> None:
+    """Raise a clear error when two class lists (checkpoint, store, dataset) differ."""
+    if tuple(have) != tuple(want):
+        raise BadInputError(
+            f"class list differs from {want_source} ({', '.join(have)} vs {', '.join(want)})",
+            path=have_source, fix="use the checkpoint, CAM store and dataset of one class list")
