@@ -1,0 +1,70 @@
+"""Atomic writes, id safety and run locks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pseudolabel.errors import BadInputError
+from pseudolabel.io import (
+    RunLock,
+    atomic_write,
+    check_image_id,
+    output_path,
+    remove_stale_temp_files,
+)
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_write(target, "w") as fh:
+        fh.write("partial")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["f.txt"]
+    with atomic_write(target, "w") as fh:
+        fh.write("new")
+    assert target.read_text() == "new"
+
+
+def test_stale_temp_files_are_removed(tmp_path: Path) -> None:
+    (tmp_path / ".tmp-a.png.123").write_bytes(b"x")
+    (tmp_path / "a.png").write_bytes(b"y")
+    assert remove_stale_temp_files(tmp_path) == 1
+    assert os.listdir(tmp_path) == ["a.png"]
+
+
+@pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/../../b", "", ".hidden", "a\\b",
+                                 "a//b", "a/./b"])
+def test_ids_that_leave_the_folder_are_refused(bad: str, tmp_path: Path) -> None:
+    with pytest.raises(BadInputError):
+        check_image_id(bad)
+    with pytest.raises(BadInputError):
+        output_path(tmp_path, bad, ".png")
+
+
+def test_output_path_allows_sub_folders(tmp_path: Path) -> None:
+    assert output_path(tmp_path, "2008/000_1.a", ".png") == (tmp_path / "2008/000_1.a.png").resolve()
+
+
+def test_run_lock_refuses_a_second_process_and_is_freed_on_kill(tmp_path: Path) -> None:
+    target = tmp_path / "out.h5"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pseudolabel.io import RunLock\n"
+         f"with RunLock({str(target)!r}):\n    print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(BadInputError, match="another run"), RunLock(target):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(target):  # the kernel released the dead holder's lock
+        pass
