@@ -7,7 +7,13 @@ from click.testing import Result
 
 def assert_one_line_error(result: Result, *needles: str, code: int = 2) -> str:
     """The command failed with ``code``, printed exactly one 'error:' line and no traceback."""
-    text = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    text = result.output  # click >= 8.2 interleaves stderr into output
+    try:
+        err = result.stderr
+    except ValueError:  # stderr not captured separately (older click)
+        err = ""
+    if err and err not in text:
+        text += err
     assert result.exit_code == code, f"exit {result.exit_code}: {text}"
     assert "Traceback" not in text, text
     errors = [ln for ln in text.splitlines() if ln.startswith("error:")]

@@ -1,0 +1,101 @@
+"""``pseudolabel export``: hand the masks over to a segmentation framework.
+
+Writes into OUT: ``train.txt`` (the ids that have a mask), ``classes.txt`` (background first) and
+``mmseg_dataset.py``, an mmsegmentation 1.x dataset config (``BaseSegDataset`` over the image
+folder and the mask folder, ignore index 255) to ``_base_`` from a model config. The masks
+themselves stay where they are: palette PNGs are read by mmsegmentation, segmentation_models_pytorch
+data loaders and detectron2's sem_seg loader as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from pseudolabel.config import save_config, to_dict
+from pseudolabel.data import load_dataset, voc_palette
+from pseudolabel.errors import BadInputError
+from pseudolabel.io import atomic_write, output_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    split: str | None = None
+    crop: int = 512
+    batch_size: int = 8
+
+
+def run(config: ExportConfig, masks: str | Path, images: str | Path, out: str | Path) -> Path:
+    """Write the split, class list and mmsegmentation config for ``masks`` into ``out``."""
+    masks, out = Path(masks).resolve(), Path(out)
+    if not masks.is_dir():
+        raise BadInputError("mask folder does not exist", path=masks)
+    dataset = load_dataset(images, config.split, require_labels=False)
+    ids = [s.id for s in dataset.samples if output_path(masks, s.id, ".png").is_file()]
+    if not ids:
+        raise BadInputError("no mask in the folder matches an image of the data set", path=masks,
+                            fix="run `pseudolabel refine` first, or check --images / --split")
+    missing = len(dataset) - len(ids)
+    if missing:
+        log.warning("%d images of the split have no mask and are left out", missing)
+    suffixes = Counter(s.image.suffix for s in dataset.samples if s.id in set(ids))
+    if len(suffixes) > 1:
+        raise BadInputError(f"images have mixed suffixes ({', '.join(suffixes)})",
+                            path=dataset.root / "JPEGImages",
+                            fix="mmsegmentation needs one image suffix: convert the images")
+    suffix = next(iter(suffixes))
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "train.txt", "w") as fh:
+        fh.write("".join(f"{i}\n" for i in ids))
+    classes = ("background", *dataset.classes)
+    with atomic_write(out / "classes.txt", "w") as fh:
+        fh.write("".join(f"{c}\n" for c in classes))
+    palette = voc_palette(len(classes)).tolist()
+    image_dir = (dataset.root / "JPEGImages").resolve()
+    text = _MMSEG.format(classes=classes, palette=palette, img=str(image_dir), seg=str(masks),
+                         suffix=suffix, ann=str((out / "train.txt").resolve()),
+                         crop=config.crop, batch=config.batch_size, n=len(classes))
+    with atomic_write(out / "mmseg_dataset.py", "w") as fh:
+        fh.write(text)
+    save_config({"export": to_dict(config), "masks": str(masks), "images": str(images)},
+                out / "export.yaml")
+    return out
+
+
+_MMSEG = '''# mmsegmentation 1.x dataset config written by `pseudolabel export`.
+# Use it from a model config:  _base_ = ['./mmseg_dataset.py', ...]  and set the decode heads'
+# num_classes = {n}. Pixels of value 255 are ignored by mmsegmentation's losses (ignore_index=255).
+dataset_type = 'BaseSegDataset'
+metainfo = dict(classes={classes!r}, palette={palette!r})
+crop_size = ({crop}, {crop})
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='RandomResize', scale=(2048, {crop}), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size={batch},
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        metainfo=metainfo,
+        data_root='',
+        data_prefix=dict(img_path='{img}', seg_map_path='{seg}'),
+        img_suffix='{suffix}',
+        seg_map_suffix='.png',
+        ann_file='{ann}',
+        reduce_zero_label=False,
+        pipeline=train_pipeline,
+    ),
+)
+'''
