@@ -1,0 +1,21 @@
+"""docs/cli.md is generated from the click commands and must match them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pseudolabel.cli.reference import generate
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+
+
+def test_cli_reference_is_in_sync_with_the_code() -> None:
+    assert DOC.is_file(), "run: python -m pseudolabel.cli.reference > docs/cli.md"
+    assert DOC.read_text() == generate(), (
+        "docs/cli.md is out of date: python -m pseudolabel.cli.reference > docs/cli.md")
+
+
+def test_reference_lists_the_contract_options() -> None:
+    text = generate()
+    for needle in ("## `pseudolabel export`", "--images", "--config"):
+        assert needle in text
