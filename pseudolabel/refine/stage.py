@@ -1,0 +1,384 @@
+"""The refine stage: a chain of refiners over every record of a CAM store -> palette PNG masks.
+
+    MASK_DIR/<id>.png          (H, W) uint8, VOC palette: 0 background, class index + 1, 255 ignore
+    MASK_DIR/scores/<id>.npz   (--save-scores) ``scores`` (k+1, H, W) float16 and ``values`` (k+1,)
+                               uint8, the mask value of each row (0 = background); no pickle
+    MASK_DIR/refine.yaml       the resolved configuration
+
+Every file is written atomically and the mask last, so a rerun skips finished images and a run
+killed at any point (kill -9 included) ends, once rerun, with the same files as an uninterrupted
+run. A rerun with another configuration in the same MASK_DIR is refused unless ``overwrite``.
+
+Work is split into chunks of ids; with ``workers > 1`` a process pool maps over the chunks, each
+chunk opening its own CamStore (memory stays flat in the data set size). Refiners that fit on
+the whole data set (``gmm:scope=dataset``) get a first pass that collects a bounded, uniformly
+random (seeded per image, so order-independent) sample of values, then are fitted once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from pseudolabel.config import load_config_file, save_config, to_dict
+from pseudolabel.data.images import find_image, load_image
+from pseudolabel.data.masks import write_mask
+from pseudolabel.errors import BadInputError
+from pseudolabel.io import RunLock, atomic_write, output_path
+from pseudolabel.progress import chunked, progress
+from pseudolabel.refine.base import Refiner, RefineState, initial_state, to_mask
+from pseudolabel.refine.registry import create_chain
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "refine.yaml"
+SCORES_DIR = "scores"
+MASK_SUFFIX = ".png"
+SCORES_SUFFIX = ".npz"
+DEFAULT_KEY = "student/features"
+# The fields of refine.yaml that decide the masks: a rerun must agree on them.
+_OUTPUT_FIELDS = ("cams", "key", "refiners", "images")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Options of ``pseudolabel refine``.
+
+    Attributes:
+        refiners: the chain, each ``NAME[:key=value,...]`` (``pseudolabel refine --list``).
+        key: the CAM key the scores start from (default: student/features when stored, else
+            the store's first key).
+        workers: processes (1 = in this process).
+        chunk_size: ids per task of a worker.
+        save_scores: also write MASK_DIR/scores/<id>.npz.
+        overwrite: replace the masks of a previous run made with another configuration.
+        skip_bad: log a bad record or image and go on (default: stop with an error).
+    """
+
+    refiners: tuple[str, ...] = ("threshold",)
+    key: str | None = None
+    workers: int = 1
+    chunk_size: int = 16
+    save_scores: bool = False
+    overwrite: bool = False
+    skip_bad: bool = False
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.chunk_size < 1:
+            raise ValueError("workers and chunk_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything a worker needs for its chunks (pickled to the worker with each chunk)."""
+
+    cams: Path
+    key: str
+    chain: tuple[Refiner, ...]
+    image_dir: Path | None
+    all_keys: bool
+    skip_bad: bool
+    out_dir: Path | None = None
+    save_scores: bool = False
+    limit_threads: bool = False
+
+
+def _open_store(path: Path) -> Any:
+    from pseudolabel.store import CamStore
+
+    return CamStore.open(path)
+
+
+def _resolve_key(key: str | None, keys: Sequence[str], cams: Path) -> str:
+    if key is None:
+        if not keys:
+            raise BadInputError("the CAM store holds no CAM keys", path=cams,
+                                fix="remake it with pseudolabel make-cams")
+        return DEFAULT_KEY if DEFAULT_KEY in keys else keys[0]
+    if key not in keys:
+        raise BadInputError(f"CAM key {key!r} is not in the store", path=cams,
+                            fix=f"use --key with one of: {', '.join(keys)}")
+    return key
+
+
+def image_folder(root: str | Path) -> Path:
+    """The folder holding the images: ROOT/JPEGImages when it exists, else ROOT itself."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BadInputError("image folder does not exist", path=root,
+                            fix="give --images the data set root the CAMs were made from")
+    return root / "JPEGImages" if (root / "JPEGImages").is_dir() else root
+
+
+def _load_state(store: Any, image_id: str, job: _Job) -> RefineState:
+    """The chain's starting state for one record (image loaded only when needed)."""
+    rec = store.read(image_id)
+    cams = {k: np.asarray(v, dtype=np.float32) for k, v in rec.cams.items()
+            if job.all_keys or k == job.key}
+    classes = np.asarray(rec.class_indices, dtype=np.int64).reshape(-1)
+    size = (int(rec.image_size[0]), int(rec.image_size[1]))
+    for k, v in cams.items():
+        if v.ndim != 3 or v.shape[0] != classes.shape[0] or not np.isfinite(v).all():
+            raise BadInputError(
+                f"record {image_id!r}: CAM {k!r} has shape {v.shape} or non-finite values for "
+                f"{classes.shape[0]} classes", path=job.cams, fix="remake the CAM store")
+    if job.key not in cams:
+        raise BadInputError(f"record {image_id!r} has no CAM {job.key!r}", path=job.cams,
+                            fix="choose another --key or remake the CAM store")
+    image = None
+    if job.image_dir is not None:
+        path = find_image(job.image_dir, image_id)
+        if path is None:
+            raise BadInputError(f"no image for id {image_id!r}", path=job.image_dir / image_id,
+                                fix="give --images the data set root the CAMs were made from")
+        image = load_image(path)
+        if image.shape[:2] != size:
+            raise BadInputError(
+                f"image is {image.shape[0]}x{image.shape[1]} but its CAM record says "
+                f"{size[0]}x{size[1]}", path=path, fix="use the images the CAMs were made from")
+    return initial_state(cams, job.key, classes, size, image=image, image_id=image_id,
+                         image_scores=np.asarray(rec.scores, dtype=np.float32))
+
+
+def _apply(chain: Iterable[Refiner], state: RefineState) -> RefineState:
+    for refiner in chain:
+        state = refiner.refine(state)
+    return state
+
+
+def _write_outputs(state: RefineState, image_id: str, job: _Job) -> None:
+    """Scores (optional) first, then the mask: the mask marks the image as finished."""
+    assert job.out_dir is not None
+    if job.save_scores:
+        values = np.concatenate([[0], state.classes + 1]).astype(np.uint8)
+        with atomic_write(output_path(job.out_dir / SCORES_DIR, image_id, SCORES_SUFFIX)) as fh:
+            np.savez_compressed(fh, scores=state.scores.astype(np.float16), values=values)
+    write_mask(output_path(job.out_dir, image_id, MASK_SUFFIX), to_mask(state))
+
+
+def _each_record(job: _Job, ids: Sequence[str],
+                 work: Callable[[RefineState], R]) -> list[tuple[str, R | None, str | None]]:
+    """(id, result, error line) for each id: ``work`` on the state after the chain."""
+    out: list[tuple[str, R | None, str | None]] = []
+    limits = contextlib.nullcontext()
+    if job.limit_threads:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(1)
+    with limits, _open_store(job.cams) as store:
+        for image_id in ids:
+            try:
+                out.append((image_id, work(_apply(job.chain, _load_state(store, image_id, job))),
+                            None))
+            except BadInputError as exc:
+                if not job.skip_bad:
+                    raise
+                out.append((image_id, None, exc.one_line()))
+    return out
+
+
+def _refine_chunk(job: _Job, ids: Sequence[str]) -> list[tuple[str, None, str | None]]:
+    def work(state: RefineState) -> None:
+        _write_outputs(state, state.image_id, job)
+
+    return _each_record(job, ids, work)
+
+
+def _sample_chunk(job: _Job, refiner: Refiner, ids: Sequence[str]) -> list[tuple[str, Any, Any]]:
+    """Per id: {class: (values (n, D), random keys (n,))} for ``refiner``'s dataset fit."""
+
+    def work(state: RefineState) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(zlib.crc32(state.image_id.encode()))
+        return {c: (v, rng.random(len(v))) for c, v in refiner.fit_samples(state).items()}
+
+    return _each_record(job, ids, work)
+
+
+class _Reservoir:
+    """A uniform random subset of at most ``cap`` values per class, kept by smallest random key.
+
+    The keys are drawn per image from a seed of its id, so the subset does not depend on the
+    order the images arrive in (workers) and a rerun fits on exactly the same values.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.values: dict[int, list[np.ndarray]] = {}
+        self.keys: dict[int, list[np.ndarray]] = {}
+        self.sizes: dict[int, int] = {}
+
+    def add(self, c: int, values: np.ndarray, keys: np.ndarray) -> None:
+        self.values.setdefault(c, []).append(values)
+        self.keys.setdefault(c, []).append(keys)
+        self.sizes[c] = self.sizes.get(c, 0) + len(keys)
+        if self.sizes[c] > 2 * self.cap:
+            self._shrink(c)
+
+    def _shrink(self, c: int) -> None:
+        values = np.concatenate(self.values[c])
+        keys = np.concatenate(self.keys[c])
+        if len(keys) > self.cap:
+            keep = np.sort(np.argpartition(keys, self.cap - 1)[: self.cap])
+            values, keys = values[keep], keys[keep]
+        # Sort by key: the result is independent of arrival order.
+        order = np.argsort(keys, kind="stable")
+        self.values[c], self.keys[c], self.sizes[c] = [values[order]], [keys[order]], len(keys)
+
+    def samples(self) -> dict[int, np.ndarray]:
+        for c in list(self.values):
+            self._shrink(c)
+        return {c: v[0] for c, v in self.values.items()}
+
+
+def _imap(fn: Callable[[Sequence[str]], T], chunks: list[list[str]], workers: int) -> Iterator[T]:
+    """``fn`` over the chunks, in order: in this process or in a pool of ``workers``."""
+    if workers <= 1 or len(chunks) <= 1:
+        yield from map(fn, chunks)
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn").Pool(
+            min(workers, len(chunks))) as pool:
+        yield from pool.imap(fn, chunks)
+
+
+def _report_bad(results: Sequence[tuple[str, Any, str | None]], bad: list[str]) -> None:
+    for image_id, _, error in results:
+        if error is not None:
+            log.warning("skipped %s: %s", image_id, error)
+            bad.append(image_id)
+
+
+def _fit_chain(chain: list[Refiner], job: _Job, ids: list[str], workers: int,
+               chunk_size: int) -> list[Refiner]:
+    """The chain with every refiner that needs a dataset fit fitted (in order)."""
+    for i, refiner in enumerate(chain):
+        if not refiner.needs_fit:
+            continue
+        prefix = dataclasses.replace(job, chain=tuple(chain[:i]))
+        reservoir = _Reservoir(refiner.max_fit_samples)
+        chunks = list(chunked(ids, chunk_size))
+        fn = functools.partial(_sample_chunk, prefix, refiner)
+        with progress(total=len(ids), desc=f"fit {refiner.name}") as bar:
+            for results in _imap(fn, chunks, workers):
+                for _, samples, _ in results:
+                    for c, (values, keys) in (samples or {}).items():
+                        reservoir.add(c, values, keys)
+                bar.update(len(results))
+        chain[i] = refiner.fit(reservoir.samples())
+    return chain
+
+
+def _check_previous(out_dir: Path, ids: Sequence[str], resolved: dict[str, Any],
+                    overwrite: bool) -> bool:
+    """True when out_dir holds a previous run's outputs that must be replaced."""
+    path = out_dir / CONFIG_NAME
+    if not path.is_file():
+        if any(output_path(out_dir, i, MASK_SUFFIX).is_file() for i in ids):
+            if overwrite:
+                return True
+            raise BadInputError(
+                "the folder holds masks but no refine.yaml: they were not made by this stage",
+                path=out_dir, fix="choose another --out, or add --overwrite to replace them")
+        return False
+    previous = load_config_file(path)
+    changed = [f for f in _OUTPUT_FIELDS if previous.get(f) != resolved.get(f)]
+    if not changed:
+        return False
+    if overwrite:
+        return True
+    what = "; ".join(f"{f}: {previous.get(f)!r} -> {resolved.get(f)!r}" for f in changed)
+    raise BadInputError(
+        f"the masks here were made with another configuration ({what})", path=path,
+        fix="choose another --out, or add --overwrite to replace them")
+
+
+def _remove_outputs(out_dir: Path, ids: Sequence[str]) -> None:
+    for image_id in ids:
+        for path in (output_path(out_dir, image_id, MASK_SUFFIX),
+                     output_path(out_dir / SCORES_DIR, image_id, SCORES_SUFFIX)):
+            path.unlink(missing_ok=True)
+
+
+def _finished(out_dir: Path, image_id: str, save_scores: bool) -> bool:
+    if not output_path(out_dir, image_id, MASK_SUFFIX).is_file():
+        return False
+    return not save_scores or output_path(out_dir / SCORES_DIR, image_id, SCORES_SUFFIX).is_file()
+
+
+def _remove_stale_temp_files(out_dir: Path) -> None:
+    from pseudolabel.io import TMP_PREFIX
+
+    for path in out_dir.rglob(TMP_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def run(config: RefineConfig, cams_h5: str | Path, out_dir: str | Path,
+        images_root: str | Path | None = None) -> Path:
+    """Write MASK_DIR/<id>.png for every record of the CAM store ``cams_h5``; returns MASK_DIR.
+
+    Args:
+        config: the chain and options.
+        cams_h5: the CAM store (``pseudolabel make-cams``).
+        out_dir: MASK_DIR.
+        images_root: the data set root (or a folder of images); required when a refiner of the
+            chain needs the images (``pseudolabel refine --list`` says which).
+    """
+    cams_h5, out_dir = Path(cams_h5).resolve(), Path(out_dir)
+    chain = create_chain(config.refiners)
+    needs = frozenset().union(*(r.required() for r in chain))
+    image_dir = None
+    if "image" in needs:
+        users = ", ".join(r.name for r in chain if "image" in r.required())
+        if images_root is None:
+            raise BadInputError(f"refiner {users} needs the images",
+                                fix="add --images ROOT (the data set root the CAMs were made from)")
+        image_dir = image_folder(images_root).resolve()
+    with _open_store(cams_h5) as store:
+        ids = list(store.ids())
+        key = _resolve_key(config.key, list(store.keys), cams_h5)
+    resolved = {
+        "cams": str(cams_h5),
+        "images": str(image_dir) if image_dir is not None else None,
+        **to_dict(dataclasses.replace(config, key=key,
+                                      refiners=tuple(r.spec() for r in chain))),
+    }
+    del resolved["overwrite"]  # never replayed from a saved config
+    job = _Job(cams_h5, key, tuple(chain), image_dir, "all_keys" in needs, config.skip_bad,
+               out_dir.resolve(), config.save_scores, limit_threads=config.workers > 1)
+    with RunLock(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temp_files(out_dir)
+        if _check_previous(out_dir, ids, resolved, config.overwrite):
+            log.info("--overwrite: removing the masks of the previous configuration")
+            _remove_outputs(out_dir, ids)
+        save_config(resolved, out_dir / CONFIG_NAME)
+        bad: list[str] = []
+        if any(r.needs_fit for r in chain):
+            chain = _fit_chain(chain, job, ids, config.workers, config.chunk_size)
+            job = dataclasses.replace(job, chain=tuple(chain))
+        todo = [i for i in ids if not _finished(job.out_dir, i, config.save_scores)]
+        log.info("refine: %d of %d images to do (%d already done) with %s", len(todo), len(ids),
+                 len(ids) - len(todo), " -> ".join(r.name for r in chain) or "no refiner")
+        fn = functools.partial(_refine_chunk, job)
+        with progress(total=len(todo), desc="refine") as bar:
+            for results in _imap(fn, list(chunked(todo, config.chunk_size)), config.workers):
+                _report_bad(results, bad)
+                bar.update(len(results))
+        if bad:
+            log.warning("%d image(s) skipped as bad (--skip-bad): %s", len(bad),
+                        ", ".join(bad[:10]) + (" ..." if len(bad) > 10 else ""))
+    return out_dir
