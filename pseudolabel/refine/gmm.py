@@ -48,7 +48,7 @@ _LINEAR = _srgb_lut()
 def rgb_to_lab(image: np.ndarray) -> np.ndarray:
     """CIE Lab (D65) of an (H, W, 3) uint8 sRGB image: (H, W, 3) float32, L in [0, 100]."""
     rgb = _LINEAR[np.asarray(image, dtype=np.uint8)]
-    xyz = (rgb @ (_RGB_TO_XYZ.T / _WHITE[:, None])).astype(np.float32)
+    xyz = (rgb @ (_RGB_TO_XYZ.T / _WHITE[None, :])).astype(np.float32)
     delta = 6.0 / 29.0
     f = np.where(xyz > delta**3, np.cbrt(xyz), xyz / (3 * delta**2) + 4.0 / 29.0)
     lab = np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]),
