@@ -148,8 +148,14 @@ def initial_state(
 
 def to_mask(state: RefineState) -> np.ndarray:
     """(H, W) uint8 hard mask: argmax of the scores as class values, ``ignore`` -> 255."""
-    values = np.concatenate([[0], state.classes + 1]).astype(np.uint8)
-    mask = values[np.argmax(state.scores, axis=0)]
+    scores = state.scores
+    mask = np.zeros(scores.shape[1:], dtype=np.uint8)
+    best = scores[0]
+    # argmax over rows, one contiguous row at a time (ties keep the first row, as argmax does).
+    for row, c in enumerate(state.classes, start=1):
+        better = scores[row] > best
+        mask[better] = c + 1
+        best = np.maximum(best, scores[row])
     mask[state.ignore] = IGNORE
     return mask
 

@@ -76,12 +76,18 @@ def _top_posterior(mixture: Mixture, x: np.ndarray, knots: int = 4097) -> np.nda
         return component_posterior(mixture, x, top).astype(np.float32)
     values = x[..., 0]
     lo, hi = values.min(axis=1), values.max(axis=1)
-    grid = np.linspace(lo, hi, knots, axis=1)  # (B, knots)
-    table = component_posterior(mixture, grid[..., None], top)
-    out = np.empty(values.shape, np.float32)
-    for b in range(values.shape[0]):
-        out[b] = np.interp(values[b], grid[b], table[b])
-    return out
+    grid = np.linspace(lo, hi, knots, axis=1)  # (B, knots), uniform
+    table = component_posterior(mixture, grid[..., None], top).astype(np.float32)
+    # Linear interpolation on the uniform grid by direct indexing (== np.interp, faster).
+    step = np.where(hi > lo, (hi - lo) / (knots - 1), 1.0).astype(np.float32)
+    pos = (values - lo[:, None].astype(np.float32)) / step[:, None]
+    np.clip(pos, 0, knots - 1, out=pos)
+    i0 = np.minimum(pos.astype(np.int32), knots - 2)
+    pos -= i0
+    rows = np.arange(values.shape[0])[:, None] * knots
+    flat = table.reshape(-1)
+    left = flat[rows + i0]
+    return left + pos * (flat[rows + i0 + 1] - left)
 
 
 @dataclass(frozen=True)
