@@ -3,7 +3,8 @@
     MASK_DIR/<id>.png          (H, W) uint8, VOC palette: 0 background, class index + 1, 255 ignore
     MASK_DIR/scores/<id>.npz   (--save-scores) ``scores`` (k+1, H, W) float16 and ``values`` (k+1,)
                                uint8, the mask value of each row (0 = background); no pickle
-    MASK_DIR/refine.yaml       the resolved configuration
+    MASK_DIR/refine.yaml       the resolved configuration (replayable: refine --config refine.yaml)
+    MASK_DIR/refine.source.json  a fingerprint of the CAM store (its make-cams config)
 
 Every file is written atomically and the mask last, so a rerun skips finished images and a run
 killed at any point (kill -9 included) ends, once rerun, with the same files as an uninterrupted
@@ -20,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import json
 import logging
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -41,12 +44,14 @@ from pseudolabel.refine.registry import create_chain
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "refine.yaml"
+# What the masks were made from beyond the options (not replayable through --config).
+SOURCE_NAME = "refine.source.json"
 SCORES_DIR = "scores"
 MASK_SUFFIX = ".png"
 SCORES_SUFFIX = ".npz"
 DEFAULT_KEY = "student/features"
 # The fields of refine.yaml that decide the masks: a rerun must agree on them.
-_OUTPUT_FIELDS = ("cams", "key", "refiners", "images")
+_OUTPUT_FIELDS = ("cams", "cams_config", "key", "refiners", "images")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -294,6 +299,9 @@ def _check_previous(out_dir: Path, ids: Sequence[str], resolved: dict[str, Any],
                 path=out_dir, fix="choose another --out, or add --overwrite to replace them")
         return False
     previous = load_config_file(path)
+    source = out_dir / SOURCE_NAME
+    if source.is_file():
+        previous.update(json.loads(source.read_text()))
     changed = [f for f in _OUTPUT_FIELDS if previous.get(f) != resolved.get(f)]
     if not changed:
         return False
@@ -349,9 +357,13 @@ def run(config: RefineConfig, cams_h5: str | Path, out_dir: str | Path,
         image_dir = image_folder(images_root).resolve()
     with _open_store(cams_h5) as store:
         ids = list(store.ids())
+        # make-cams' config identifies what is in the store (a store remade at the same path).
+        cams_config = hashlib.sha1(json.dumps(getattr(store, "config", None) or {},
+                                              sort_keys=True, default=str).encode()).hexdigest()
         key = _resolve_key(config.key, list(store.keys), cams_h5)
     resolved = {
         "cams": str(cams_h5),
+        "cams_config": cams_config,
         "images": str(image_dir) if image_dir is not None else None,
         **to_dict(dataclasses.replace(config, key=key,
                                       refiners=tuple(r.spec() for r in chain))),
@@ -365,6 +377,8 @@ def run(config: RefineConfig, cams_h5: str | Path, out_dir: str | Path,
         if _check_previous(out_dir, ids, resolved, config.overwrite):
             log.info("--overwrite: removing the masks of the previous configuration")
             _remove_outputs(out_dir, ids)
+        with atomic_write(out_dir / SOURCE_NAME, "w") as fh:
+            json.dump({"cams_config": resolved.pop("cams_config")}, fh)
         save_config(resolved, out_dir / CONFIG_NAME)
         bad: list[str] = []
         if any(r.needs_fit for r in chain):

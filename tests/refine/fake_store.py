@@ -27,12 +27,13 @@ class FakeRecord:
     cams: dict[str, np.ndarray]
 
 
-def write_store(path: Path, classes: Sequence[str], records: Sequence[Mapping]) -> Path:
+def write_store(path: Path, classes: Sequence[str], records: Sequence[Mapping],
+                config: Mapping | None = None) -> Path:
     """records: dicts with id, image_size (H, W), class_indices (k,), cams {key: (k, h, w)}."""
     with h5py.File(path, "w") as f:
         f.attrs["format_version"] = 1
         f.attrs["classes"] = json.dumps(list(classes))
-        f.attrs["config"] = json.dumps({})
+        f.attrs["config"] = json.dumps(dict(config or {}))
         keys = sorted(records[0]["cams"]) if records else []
         f.attrs["keys"] = json.dumps(keys)
         images = f.create_group("images")
@@ -84,6 +85,10 @@ class FakeCamStore:
     @property
     def classes(self) -> tuple[str, ...]:
         return tuple(json.loads(self.file.attrs["classes"]))
+
+    @property
+    def config(self) -> dict:
+        return json.loads(self.file.attrs["config"])
 
     @property
     def keys(self) -> list[str]:

@@ -188,6 +188,10 @@ def test_changed_config_is_refused_unless_overwrite(data: dict) -> None:
         run(RefineConfig(refiners=("threshold:t=0.6",)), data["store"], out)
     # Options that do not change the masks are not a new configuration.
     run(RefineConfig(refiners=("threshold:t=0.3",), workers=2), data["store"], out)
+    # A store remade at the same path (another make-cams config) is another configuration too.
+    write_store(data["store"], CLASSES, data["records"], config={"model": "other-run"})
+    with pytest.raises(BadInputError, match=r"cams_config"):
+        run(RefineConfig(refiners=("threshold:t=0.3",)), data["store"], out)
     run(RefineConfig(refiners=("threshold:t=0.6",), overwrite=True), data["store"], out)
     want = _expected(data["records"], ["threshold:t=0.6"])
     got = _read_all(out, data["records"])
