@@ -95,7 +95,7 @@ class _Job:
     image_dir: Path | None
     all_keys: bool
     skip_bad: bool
-    out_dir: Path | None = None
+    out_dir: Path
     save_scores: bool = False
     limit_threads: bool = False
 
@@ -165,7 +165,6 @@ def _apply(chain: Iterable[Refiner], state: RefineState) -> RefineState:
 
 def _write_outputs(state: RefineState, image_id: str, job: _Job) -> None:
     """Scores (optional) first, then the mask: the mask marks the image as finished."""
-    assert job.out_dir is not None
     if job.save_scores:
         values = np.concatenate([[0], state.classes + 1]).astype(np.uint8)
         with atomic_write(output_path(job.out_dir / SCORES_DIR, image_id, SCORES_SUFFIX)) as fh:

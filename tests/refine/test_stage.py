@@ -165,7 +165,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(
     """)
     env = {**os.environ, "PSEUDOLABEL_NO_PROGRESS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env)
-    deadline = time.time() + 60
+    deadline = time.time() + 120
     while len(list(out.glob("*.png"))) < 5 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
