@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from pseudolabel.cli.options import config_option, skip_bad_option
+from pseudolabel.refine import REFINERS
 
 
 @click.command("refine")
@@ -15,7 +16,8 @@ from pseudolabel.cli.options import config_option, skip_bad_option
               help="Data set root (or image folder); required by refiners that need the images.")
 @click.option("--refiner", "refiners", multiple=True, metavar="NAME[:key=value,...]",
               help="A refiner and its parameters; repeat to chain them in order "
-                   "(default: threshold). See --list.")
+                   f"(default: threshold). NAME is one of: {', '.join(REFINERS.names())}; "
+                   "see --list for the parameters.")
 @click.option("--key", default=None,
               help="CAM key the scores start from, e.g. student/features (default: "
                    "student/features when stored, else the first key).")

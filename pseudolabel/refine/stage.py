@@ -346,6 +346,9 @@ def run(config: RefineConfig, cams_h5: str | Path, out_dir: str | Path,
     """
     cams_h5, out_dir = Path(cams_h5).resolve(), Path(out_dir)
     chain = create_chain(config.refiners)
+    if not cams_h5.is_file():
+        raise BadInputError("CAM store does not exist", path=cams_h5,
+                            fix="make it with pseudolabel make-cams, or check the path")
     needs = frozenset().union(*(r.required() for r in chain))
     image_dir = None
     if "image" in needs:
