@@ -99,11 +99,14 @@ def logit_distillation(student: torch.Tensor, teacher: torch.Tensor, temperature
                        ) -> torch.Tensor:
     """Multi-label KD: BCE of sigmoid(student / T) against sigmoid(teacher / T), times T².
 
-    student, teacher: (B, K) logits; ``teacher`` is detached here.
+    The targets' own entropy is subtracted, so the loss is the Bernoulli KL divergence: 0 when
+    the student matches the teacher. student, teacher: (B, K) logits; ``teacher`` is detached.
     """
-    target = torch.sigmoid(teacher.detach().float() / temperature)
+    t_logits = teacher.detach().float() / temperature
+    target = torch.sigmoid(t_logits)
     loss = F.binary_cross_entropy_with_logits(student.float() / temperature, target)
-    return loss * temperature**2
+    entropy = F.binary_cross_entropy_with_logits(t_logits, target)
+    return (loss - entropy) * temperature**2
 
 
 def normalized_cam(cam: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
