@@ -1,0 +1,297 @@
+"""Filtering building blocks shared by the ``crf`` and ``par`` refiners (torch, CPU or CUDA).
+
+- :class:`PermutohedralLattice`: the dense high-dimensional Gaussian filter of Adams et al.
+  (2010) as vectorised tensor code: splat with ``index_add_``, the lattice hashed by sorting
+  integer keys (``torch.unique`` + ``searchsorted``), a [1 2 1] blur along each lattice
+  direction as gathers, slice as a weighted gather. No compiler needed.
+- :func:`gaussian_blur`: an exact dense Gaussian over pixel positions (separable convolution).
+- :class:`WindowKernel`: a bilateral kernel restricted to a ``k x k`` window (ConvCRF's idea).
+- :class:`SymmetricNormalised`: ``D^-1/2 K D^-1/2`` around any of them (``D = K 1``), the
+  normalisation of the dense CRF of Krähenbühl and Koltun.
+- :func:`shifted_views`: the neighbours of every pixel at given offsets (replicate border).
+- :func:`image_tensor`, :func:`probabilities`: input conversion.
+- :func:`refine_probabilities`: the refiner side shared by ``crf`` and ``par`` (image check,
+  ignored pixels, normalised output).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pseudolabel.errors import BadInputError
+from pseudolabel.refine.base import RefineState
+
+Tensor = torch.Tensor
+
+#: Largest product of key ranges packed into one int64 code (else rows are hashed with unique).
+_MAX_CODE = 2**62
+
+
+def image_tensor(image: np.ndarray | Tensor, device: torch.device | str = "cpu") -> Tensor:
+    """(3, H, W) float32 tensor (values 0-255) from an (H, W, 3) or (3, H, W) RGB image.
+
+    An array whose last axis has 3 entries is read as (H, W, 3) (the project's convention).
+    """
+    t = image if isinstance(image, Tensor) else torch.from_numpy(np.array(image))
+    if t.ndim != 3 or 3 not in (t.shape[0], t.shape[-1]):
+        raise ValueError(f"expected an (H, W, 3) or (3, H, W) image, got shape {tuple(t.shape)}")
+    if t.shape[-1] == 3:
+        t = t.permute(2, 0, 1)
+    return t.to(device=device, dtype=torch.float32).contiguous()
+
+
+def probabilities(scores: np.ndarray | Tensor, clip: float = 0.0,
+                  device: torch.device | str = "cpu") -> Tensor:
+    """(C, H, W) float32 probabilities: non-negative scores divided by their sum per pixel.
+
+    A pixel whose scores sum to 0 becomes uniform; ``clip`` > 0 keeps every value >= clip
+    (then renormalised) so that ``-log`` stays finite.
+    """
+    s = scores if isinstance(scores, Tensor) else torch.from_numpy(np.array(scores, np.float32))
+    s = s.to(device=device, dtype=torch.float32).clamp_min(0.0)
+    total = s.sum(0, keepdim=True)
+    p = torch.where(total > 0, s / total.clamp_min(1e-30), torch.full_like(s, 1.0 / s.shape[0]))
+    if clip > 0:
+        p = p.clamp_min(clip)
+        p = p / p.sum(0, keepdim=True)
+    return p
+
+
+def pixel_grid(height: int, width: int, device: torch.device | str = "cpu") -> Tensor:
+    """(2, H, W) float32 pixel coordinates (x = column, y = row)."""
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=device),
+                            torch.arange(width, dtype=torch.float32, device=device), indexing="ij")
+    return torch.stack([xs, ys])
+
+
+def uniform_where_ignored(probs: Tensor, ignore: np.ndarray) -> Tensor:
+    """(C, H, W) probabilities with ignored pixels made uniform (they carry no evidence)."""
+    if not ignore.any():
+        return probs
+    mask = torch.from_numpy(np.array(ignore, dtype=bool)).to(probs.device)
+    return torch.where(mask, torch.full_like(probs, 1.0 / probs.shape[0]), probs)
+
+
+def refine_probabilities(state: RefineState, name: str,
+                         run: Callable[[np.ndarray, Tensor], Tensor | np.ndarray], *,
+                         fill_ignore: bool = False, clip: float = 0.0) -> RefineState:
+    """Apply ``run(image (H, W, 3) uint8, probs (C, H, W)) -> (C, H, W)`` to a state's scores.
+
+    The scores are normalised to probabilities (``clip`` as in :func:`probabilities`); ignored
+    pixels enter as uniform (no evidence) and stay ignored unless ``fill_ignore``. The new
+    scores are ``run``'s probabilities, background row first as before.
+    """
+    if state.image is None:
+        raise BadInputError(f"{name}: no image for {state.image_id or 'this record'}",
+                            fix=f"{name} needs the images: give --images ROOT")
+    probs = uniform_where_ignored(probabilities(state.scores, clip), state.ignore)
+    q = run(state.image, probs)
+    q = q.detach().cpu().numpy() if isinstance(q, Tensor) else np.asarray(q)
+    ignore = np.zeros_like(state.ignore) if fill_ignore else state.ignore.copy()
+    return state.replace(scores=np.ascontiguousarray(q, dtype=np.float32), ignore=ignore)
+
+
+class PermutohedralLattice:
+    """Approximate dense Gaussian filtering ``out_i = sum_j exp(-|f_i - f_j|^2 / 2) v_j``.
+
+    Built once for the features of one image, then applied to any number of value sets. The
+    result is proportional to the Gaussian filter (the lattice's blur is not normalised); use
+    it inside :class:`SymmetricNormalised`, where the scale cancels.
+
+    Args:
+        features: (N, d) positions in feature space, already divided by their standard
+            deviations (e.g. ``x / sxy, y / sxy, r / srgb, ...``).
+    """
+
+    def __init__(self, features: Tensor) -> None:
+        n, d = features.shape
+        device = features.device
+        f = features.to(torch.float64)
+        # Elevate into the hyperplane sum(x) = 0 of R^(d+1), scaled so that the lattice's
+        # [1 2 1] blur approximates a unit Gaussian.
+        i = torch.arange(1, d + 1, dtype=torch.float64, device=device)
+        cf = f * ((d + 1) * math.sqrt(2.0 / 3.0) / torch.sqrt(i * (i + 1)))  # (N, d)
+        suffix = torch.flip(torch.cumsum(torch.flip(cf, [1]), 1), [1])  # sum_{j >= i} cf_j
+        suffix = torch.cat([suffix, torch.zeros(n, 1, dtype=f.dtype, device=device)], 1)
+        elevated = suffix - torch.cat([torch.zeros(n, 1, dtype=f.dtype, device=device),
+                                       i * cf], 1)  # (N, d+1)
+        # The nearest remainder-0 lattice point and the rank of each coordinate's residual.
+        v = elevated / (d + 1)
+        up, down = torch.ceil(v) * (d + 1), torch.floor(v) * (d + 1)
+        rem0 = torch.where(up - elevated < elevated - down, up, down)
+        total = torch.round(rem0.sum(1, keepdim=True) / (d + 1)).to(torch.int64)  # (N, 1)
+        order = torch.argsort(-(elevated - rem0), dim=1, stable=True)
+        rank = torch.empty_like(order)
+        rank.scatter_(1, order, torch.arange(d + 1, device=device).expand(n, d + 1))
+        too_high = (total > 0) & (rank >= d + 1 - total)
+        too_low = (total < 0) & (rank < -total)
+        rank = rank + total - (d + 1) * too_high + (d + 1) * too_low
+        rem0 = rem0 - (d + 1) * too_high + (d + 1) * too_low
+        # Barycentric weights of the d+1 vertices of the enclosing simplex.
+        delta = (elevated - rem0) / (d + 1)
+        bary = torch.zeros(n, d + 2, dtype=f.dtype, device=device)
+        bary.scatter_add_(1, d - rank, delta)
+        bary.scatter_add_(1, d - rank + 1, -delta)
+        bary[:, 0] += 1.0 + bary[:, d + 1]
+        # Vertex keys (first d coordinates): rem0 + canonical simplex offset of each remainder.
+        r = torch.arange(d + 1, device=device)
+        canonical = torch.where(r[None, :] <= d - r[:, None], r[:, None], r[:, None] - (d + 1))
+        rem0_int = torch.round(rem0).to(torch.int64)
+        keys = rem0_int[:, None, :d] + canonical[:, rank[:, :d]].permute(1, 0, 2)  # (N, d+1, d)
+        flat = keys.reshape(-1, d)
+        # Hash: pack each key into one int64 (margins leave room for the blur's neighbours).
+        lo = flat.min(0).values - (d + 1)
+        span = flat.max(0).values - lo + (d + 2)
+        mult = [1] * d
+        for k in range(d - 2, -1, -1):
+            mult[k] = mult[k + 1] * int(span[k + 1])
+        self._rows = None
+        if d == 0 or mult[0] * int(span[0]) >= _MAX_CODE:
+            uniq_keys, inverse = torch.unique(flat, dim=0, return_inverse=True)
+            self._rows = uniq_keys
+            self._code = None
+        else:
+            self._code = (lo, torch.tensor(mult, dtype=torch.int64, device=device))
+            codes = self._encode(flat)
+            uniq, inverse = torch.unique(codes, return_inverse=True)
+            self._uniq = uniq
+            uniq_keys = torch.stack([(uniq // m) % int(s) for m, s in zip(mult, span.tolist(), strict=True)],
+                                    1) + lo
+        self.num_vertices = int(uniq_keys.shape[0])
+        self.index = inverse.reshape(n, d + 1)  # (N, d+1) vertex of each point and remainder
+        self.weights = bary[:, : d + 1].to(torch.float32)  # (N, d+1)
+        # Neighbours of each vertex along each of the d+1 lattice directions (-1 = missing,
+        # mapped to a zero row at index num_vertices).
+        self.neighbours = []
+        for j in range(d + 1):
+            n1, n2 = uniq_keys - 1, uniq_keys + 1
+            if j < d:
+                n1[:, j] += d + 1
+                n2[:, j] -= d + 1
+            self.neighbours.append((self._lookup(n1), self._lookup(n2)))
+
+    def _encode(self, keys: Tensor) -> Tensor:
+        lo, mult = self._code
+        return ((keys - lo) * mult).sum(1)
+
+    def _lookup(self, keys: Tensor) -> Tensor:
+        """(M,) vertex index of each key row, or ``num_vertices`` where it is not in the lattice."""
+        if self._code is not None:
+            table, query = self._uniq, self._encode(keys)
+        else:  # hash the rows of both sets together
+            both = torch.cat([self._rows, keys])
+            _, inv = torch.unique(both, dim=0, return_inverse=True)
+            table, query = inv[: self.num_vertices], inv[self.num_vertices:]
+        pos = torch.searchsorted(table, query).clamp_max(self.num_vertices - 1)
+        return torch.where(table[pos] == query, pos, torch.full_like(pos, self.num_vertices))
+
+    def __call__(self, values: Tensor) -> Tensor:
+        """Filter (N, C) values -> (N, C) (splat, blur, slice)."""
+        c = values.shape[1]
+        m = self.num_vertices
+        w = self.weights.to(values.dtype)
+        grid = values.new_zeros(m + 1, c)
+        grid.index_add_(0, self.index.reshape(-1), (w[:, :, None] * values[:, None, :]).reshape(-1, c))
+        spare = torch.empty_like(grid)
+        for n1, n2 in self.neighbours:
+            spare[:m] = grid[:m] + 0.5 * (grid[n1] + grid[n2])
+            spare[m] = 0.0
+            grid, spare = spare, grid
+        return (grid[self.index] * w[:, :, None]).sum(1)
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Exact dense Gaussian over pixel positions of (C, H, W) maps (zero outside the image).
+
+    ``out_p = sum_q exp(-|p - q|^2 / (2 sigma^2)) x_q``, truncated at 4 sigma, as two 1-D
+    convolutions.
+    """
+    height, width = x.shape[1:]
+    radius = max(1, min(math.ceil(4.0 * sigma), max(height, width)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    taps = torch.exp(-0.5 * (t / sigma) ** 2)
+    out = F.conv2d(x[:, None], taps.view(1, 1, 1, -1), padding=(0, radius))
+    out = F.conv2d(out, taps.view(1, 1, -1, 1), padding=(radius, 0))
+    return out[:, 0]
+
+
+def window_offsets(window: int) -> list[tuple[int, int]]:
+    """The (dy, dx) offsets of a ``window x window`` square (odd size) around a pixel."""
+    r = window // 2
+    return [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+
+
+class WindowKernel:
+    """``out_p = sum_{q in window(p)} exp(-|p - q|^2 / (2 sxy^2) - |I_p - I_q|^2 / 2) x_q``.
+
+    The dense bilateral kernel restricted to a square window (ConvCRF's local approximation):
+    weights are computed once per image, (window^2, H, W); pixels outside the image count 0.
+
+    Args:
+        features: (F, H, W) appearance features already divided by their std (e.g. rgb / srgb).
+        sxy: positional standard deviation in pixels.
+        window: odd window size.
+    """
+
+    def __init__(self, features: Tensor, sxy: float, window: int) -> None:
+        _, height, width = features.shape
+        self.radius = r = window // 2
+        self.offsets = window_offsets(window)
+        padded = F.pad(features, (r, r, r, r))
+        inside = F.pad(torch.ones(1, height, width, device=features.device), (r, r, r, r))
+        weights = []
+        for dy, dx in self.offsets:
+            other = padded[:, r + dy: r + dy + height, r + dx: r + dx + width]
+            valid = inside[0, r + dy: r + dy + height, r + dx: r + dx + width]
+            colour = ((features - other) ** 2).sum(0)
+            weights.append(torch.exp(-0.5 * colour - (dy * dy + dx * dx) / (2.0 * sxy * sxy)) * valid)
+        self.weights = torch.stack(weights)  # (window^2, H, W)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Filter (C, H, W) -> (C, H, W)."""
+        r = self.radius
+        _, height, width = x.shape
+        padded = F.pad(x, (r, r, r, r))
+        out = torch.zeros_like(x)
+        for w, (dy, dx) in zip(self.weights, self.offsets, strict=True):
+            out.addcmul_(w, padded[:, r + dy: r + dy + height, r + dx: r + dx + width])
+        return out
+
+
+def lattice_filter(features: Tensor) -> Callable[[Tensor], Tensor]:
+    """A (C, H, W) -> (C, H, W) filter with the permutohedral lattice of (F, H, W) features."""
+    lattice = PermutohedralLattice(features.reshape(features.shape[0], -1).T)
+
+    def apply(x: Tensor) -> Tensor:
+        c = x.shape[0]
+        return lattice(x.reshape(c, -1).T.contiguous()).T.reshape(x.shape)
+
+    return apply
+
+
+class SymmetricNormalised:
+    """``x -> D^-1/2 K (D^-1/2 x)`` with ``D = K 1``: a kernel normalised so that constants
+    stay (nearly) constant; ``kernel`` maps (C, H, W) -> (C, H, W)."""
+
+    def __init__(self, kernel: Callable[[Tensor], Tensor], size: tuple[int, int],
+                 device: torch.device | str = "cpu") -> None:
+        self.kernel = kernel
+        ones = torch.ones(1, *size, dtype=torch.float32, device=device)
+        self.norm = 1.0 / torch.sqrt(kernel(ones).clamp_min(0.0) + 1e-20)  # (1, H, W)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.kernel(x * self.norm) * self.norm
+
+
+def shifted_views(x: Tensor, offsets: Sequence[tuple[int, int]]) -> list[Tensor]:
+    """(C, H, W) neighbours ``x[:, clamp(y + dy), clamp(x + dx)]`` for each offset (views of one
+    replicate-padded copy)."""
+    _, height, width = x.shape
+    r = max([max(abs(dy), abs(dx)) for dy, dx in offsets] + [0])
+    padded = F.pad(x[None], (r, r, r, r), mode="replicate")[0] if r else x
+    return [padded[:, r + dy: r + dy + height, r + dx: r + dx + width] for dy, dx in offsets]

@@ -1,0 +1,214 @@
+"""``crf``: the fully connected CRF of Krähenbühl and Koltun (2011), in torch, no compiler.
+
+Energy: unary ``-log p`` plus two pairwise kernels weighted by a label compatibility
+(Potts by default):
+
+- Gaussian (smoothness): ``exp(-|p_i - p_j|^2 / (2 sxy_gaussian^2))``;
+- bilateral (appearance): ``exp(-|p_i - p_j|^2 / (2 sxy_bilateral^2) - |I_i - I_j|^2 / (2 srgb^2))``.
+
+Mean-field inference: ``Q = softmax(log p)``, then ``iterations`` times
+``Q = softmax(log p + sum_m w_m K_m Q)`` (Potts) where each ``K_m`` is symmetrically normalised
+(``D^-1/2 K D^-1/2``, pydensecrf's default) and includes the pixel itself, as pydensecrf does.
+
+Modes of the bilateral filter (the Gaussian one is always an exact separable convolution):
+
+- ``mode=lattice``: the dense kernel through a permutohedral lattice (tensor code);
+- ``mode=window``: the kernel restricted to a ``window x window`` neighbourhood (ConvCRF), faster
+  and exact within the window, but it cannot reach far.
+- ``backend=pydensecrf``: the reference C++ implementation, when ``pydensecrf2`` is installed.
+
+Pure function :func:`dense_crf` and module :class:`DenseCRF`; :class:`Crf` is the refiner.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from pseudolabel.refine._filters import (
+    SymmetricNormalised,
+    Tensor,
+    WindowKernel,
+    gaussian_blur,
+    image_tensor,
+    lattice_filter,
+    pixel_grid,
+    probabilities,
+    refine_probabilities,
+)
+from pseudolabel.refine.base import Refiner, RefineState
+from pseudolabel.refine.registry import REFINERS
+
+
+@dataclass(frozen=True)
+class CrfParams:
+    """Parameters of the dense CRF (defaults of DeepLab / PSA: 3/3, 80/13/10)."""
+
+    sxy_gaussian: float = field(default=3.0, metadata={"help": "std (px) of the smoothness kernel"})
+    compat_gaussian: float = field(default=3.0, metadata={"help": "weight of the smoothness kernel"})
+    sxy_bilateral: float = field(default=80.0, metadata={"help": "std (px) of the appearance kernel"})
+    srgb: float = field(default=13.0, metadata={"help": "colour std (0-255) of the appearance kernel"})
+    compat_bilateral: float = field(default=10.0, metadata={"help": "weight of the appearance kernel"})
+    iterations: int = field(default=10, metadata={"help": "mean-field iterations"})
+    mode: Literal["lattice", "window"] = field(
+        default="lattice", metadata={"help": "bilateral filter: dense permutohedral lattice or local window"})
+    window: int = field(default=11, metadata={"help": "window size (odd) for mode=window"})
+    clip: float = field(default=1e-5, metadata={"help": "probabilities are clipped at this before -log"})
+
+    def __post_init__(self) -> None:
+        for name in ("sxy_gaussian", "sxy_bilateral", "srgb"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
+        if self.window < 1 or self.window % 2 == 0:
+            raise ValueError(f"window must be an odd size >= 1, got {self.window}")
+        if not 0 < self.clip < 1:
+            raise ValueError(f"clip must be in (0, 1), got {self.clip}")
+
+
+def _kernels(image: Tensor, params: CrfParams) -> list[SymmetricNormalised]:
+    """The normalised Gaussian and bilateral kernels of one (3, H, W) image."""
+    _, height, width = image.shape
+    size, device = (height, width), image.device
+    p = params
+    kernels = [SymmetricNormalised(lambda x: gaussian_blur(x, p.sxy_gaussian), size, device)]
+    colour = image / p.srgb
+    if p.mode == "window":
+        bilateral = WindowKernel(colour, p.sxy_bilateral, p.window)
+    else:
+        feats = torch.cat([pixel_grid(height, width, device) / p.sxy_bilateral, colour])
+        bilateral = lattice_filter(feats)
+    kernels.append(SymmetricNormalised(bilateral, size, device))
+    return kernels
+
+
+def mean_field(log_probs: Tensor, kernels: list, weights: list[float], iterations: int,
+               compatibility: Tensor | None = None) -> Tensor:
+    """Mean-field inference of a dense CRF.
+
+    Args:
+        log_probs: (C, H, W) ``-unary``.
+        kernels: callables (C, H, W) -> (C, H, W), the (normalised) pairwise filters.
+        weights: one weight per kernel.
+        iterations: mean-field steps.
+        compatibility: (C, C) label penalty ``mu(l, l')`` (e.g. ``1 - eye`` = Potts); None = Potts.
+    Returns:
+        (C, H, W) marginals Q, summing to 1 over C.
+    """
+    q = torch.softmax(log_probs, 0)
+    for _ in range(iterations):
+        message = torch.zeros_like(q)
+        for kernel, w in zip(kernels, weights, strict=True):
+            if w:
+                message.add_(kernel(q), alpha=w)
+        if compatibility is None:
+            logits = log_probs + message
+        else:
+            logits = log_probs - torch.einsum("lm,mhw->lhw", compatibility.to(q), message)
+        q = torch.softmax(logits, 0)
+    return q
+
+
+def dense_crf(image: np.ndarray | Tensor, probs: np.ndarray | Tensor,
+              params: CrfParams = CrfParams(), *, compatibility: Tensor | None = None,
+              device: torch.device | str | None = None) -> Tensor:
+    """Dense CRF marginals.
+
+    Args:
+        image: (H, W, 3) or (3, H, W) RGB, 0-255 (uint8 or float).
+        probs: (C, H, W) class probabilities (or non-negative scores, normalised here).
+        params: kernel parameters, iterations and mode.
+        compatibility: optional (C, C) label penalty; None = Potts.
+        device: where to compute (default: the device of ``probs`` when it is a tensor, else cpu).
+    Returns:
+        (C, H, W) float32 probabilities.
+    """
+    if device is None:
+        device = probs.device if isinstance(probs, Tensor) else "cpu"
+    img = image_tensor(image, device)
+    p = probabilities(probs, params.clip, device)
+    if img.shape[1:] != p.shape[1:]:
+        raise ValueError(f"image {tuple(img.shape[1:])} and probs {tuple(p.shape[1:])} differ in size")
+    if p.shape[0] == 1 or params.iterations == 0:
+        return p
+    with torch.no_grad():
+        kernels = _kernels(img, params)
+        return mean_field(torch.log(p), kernels, [params.compat_gaussian, params.compat_bilateral],
+                          params.iterations, compatibility)
+
+
+def pydensecrf_available() -> bool:
+    """True when the reference implementation (``pip install pydensecrf2``) can be imported."""
+    return importlib.util.find_spec("pydensecrf") is not None
+
+
+def dense_crf_pydensecrf(image: np.ndarray, probs: np.ndarray,
+                         params: CrfParams = CrfParams()) -> np.ndarray:
+    """The same CRF through pydensecrf (C++): (H, W, 3) uint8 image, (C, H, W) probs -> (C, H, W).
+
+    ``params.mode`` and ``window`` do not apply (pydensecrf is always dense).
+    """
+    import pydensecrf.densecrf as dcrf
+
+    img = image_tensor(image).permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    p = probabilities(probs, params.clip).numpy()
+    c, height, width = p.shape
+    if c == 1 or params.iterations == 0:
+        return p
+    crf = dcrf.DenseCRF2D(width, height, c)
+    crf.setUnaryEnergy(np.ascontiguousarray(-np.log(p).reshape(c, -1), dtype=np.float32))
+    crf.addPairwiseGaussian(sxy=params.sxy_gaussian, compat=params.compat_gaussian)
+    crf.addPairwiseBilateral(sxy=params.sxy_bilateral, srgb=params.srgb,
+                             rgbim=np.ascontiguousarray(img), compat=params.compat_bilateral)
+    q = np.asarray(crf.inference(params.iterations), dtype=np.float32)
+    return q.reshape(c, height, width)
+
+
+class DenseCRF(nn.Module):
+    """Module form of :func:`dense_crf` (no learnable parameters)."""
+
+    def __init__(self, params: CrfParams = CrfParams()) -> None:
+        super().__init__()
+        self.params = params
+
+    def forward(self, image: Tensor, probs: Tensor) -> Tensor:
+        """(3, H, W) or (H, W, 3) image, (C, H, W) probs -> (C, H, W) marginals."""
+        return dense_crf(image, probs, self.params)
+
+
+@REFINERS.register("crf")
+class Crf(Refiner):
+    """Dense CRF (Gaussian + bilateral, Potts, mean field) on the score maps."""
+
+    name = "crf"
+    description = "fully connected CRF (Gaussian + bilateral kernels, mean field): lattice, window or pydensecrf"
+    needs = frozenset({"image"})
+
+    @dataclass(frozen=True)
+    class Params(CrfParams):
+        backend: Literal["torch", "pydensecrf"] = field(
+            default="torch", metadata={"help": "torch, or pydensecrf (pip install pydensecrf2)"})
+        device: str = field(default="cpu", metadata={"help": "torch device (backend=torch)"})
+        fill_ignore: bool = field(
+            default=False, metadata={"help": "label ignored (255) pixels too instead of keeping them 255"})
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.backend == "pydensecrf" and not pydensecrf_available():
+                raise ValueError("backend=pydensecrf needs pydensecrf2 (pip install pydensecrf2)")
+
+    def refine(self, state: RefineState) -> RefineState:
+        p = self.params
+        if p.backend == "pydensecrf":
+            def run(image: np.ndarray, probs: Tensor) -> np.ndarray:
+                return dense_crf_pydensecrf(image, probs.numpy(), p)
+        else:
+            def run(image: np.ndarray, probs: Tensor) -> Tensor:
+                return dense_crf(image, probs, p, device=p.device)
+        return refine_probabilities(state, self.name, run, fill_ignore=p.fill_ignore, clip=p.clip)
