@@ -51,7 +51,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             if img.mode in ("P", "L"):
-                arr = np.asarray(img, dtype=np.uint8)
+                arr = np.array(img, dtype=np.uint8)  # a copy: np.asarray would be read-only
             elif img.mode in ("I;16", "I;16B", "I;16L", "I"):
                 raw = np.asarray(img)
                 if raw.max(initial=0) > 255:
@@ -59,7 +59,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
                                         fix="save masks as 8-bit PNG with class indices")
                 arr = raw.astype(np.uint8)
             elif img.mode == "1":
-                arr = np.asarray(img, dtype=np.uint8)
+                arr = np.array(img, dtype=np.uint8)
             else:
                 raise BadInputError(
                     f"mask has colour mode {img.mode}, not class indices",

@@ -1,0 +1,22 @@
+"""Confusion matrix and metrics (pure numpy) and the evaluate stage."""
+
+from pseudolabel.evaluate.metrics import (
+    ConfusionAccumulator,
+    confusion_matrix,
+    foreground_iou,
+    joint_histogram,
+    metrics_from_confusion,
+)
+from pseudolabel.evaluate.stage import EvalResult, EvaluateConfig, evaluate, run
+
+__all__ = [
+    "ConfusionAccumulator",
+    "EvalResult",
+    "EvaluateConfig",
+    "confusion_matrix",
+    "evaluate",
+    "foreground_iou",
+    "joint_histogram",
+    "metrics_from_confusion",
+    "run",
+]

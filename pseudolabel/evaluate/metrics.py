@@ -1,0 +1,145 @@
+"""Segmentation metrics in pure numpy, the torchmetrics way: one confusion matrix, then ratios.
+
+Conventions (those of sklearn and torchmetrics): ``cm[i, j]`` counts pixels whose ground truth is
+``i`` and prediction ``j``. A pixel whose ground truth or prediction is ``ignore`` (255) is left
+out of the matrix; a prediction of 255 is counted as "not covered" by :class:`ConfusionAccumulator`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+IGNORE = 255
+
+
+def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int,
+                     ignore: int | None = IGNORE) -> np.ndarray:
+    """(C, C) int64 confusion matrix of integer label maps of one shape (any shape, any int dtype).
+
+    Pixels with ``gt == ignore`` or ``pred == ignore`` are left out. Any other value outside
+    ``0..num_classes-1`` is a ValueError.
+    """
+    pred = np.asarray(pred)
+    gt = np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in shape")
+    p = pred.reshape(-1).astype(np.int64)
+    g = gt.reshape(-1).astype(np.int64)
+    if ignore is not None:
+        keep = (p != ignore) & (g != ignore)
+        p, g = p[keep], g[keep]
+    c = int(num_classes)
+    if p.size and (min(p.min(), g.min()) < 0 or max(p.max(), g.max()) >= c):
+        raise ValueError(f"label values must lie in 0..{c - 1} (or be {ignore}); got "
+                         f"{sorted((set(np.unique(p).tolist()) | set(np.unique(g).tolist())) - set(range(c)))[:5]}")
+    return np.bincount(g * c + p, minlength=c * c).reshape(c, c).astype(np.int64)
+
+
+def joint_histogram(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(256, 256) int64 counts of (gt value, pred value) pairs of two uint8 maps of one shape.
+
+    One bincount over all pixels, no masking: the confusion matrix is its top-left corner, the
+    ignore row/column and out-of-range values are read off the rest.
+    """
+    if pred.dtype != np.uint8 or gt.dtype != np.uint8:
+        raise TypeError("joint_histogram takes uint8 maps")
+    codes = gt.reshape(-1).astype(np.int32) << 8 | pred.reshape(-1)
+    return np.bincount(codes, minlength=1 << 16).reshape(256, 256).astype(np.int64)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.full(num.shape, np.nan, dtype=np.float64)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def metrics_from_confusion(cm: np.ndarray) -> dict[str, Any]:
+    """Scores of a (C, C) confusion matrix (rows ground truth, columns prediction).
+
+    Returns a dict of
+        iou, precision, recall   (C,) float64; NaN where undefined (empty union / column / row)
+        miou                     mean IoU over the classes whose union is not empty
+        miou_present             mean IoU over the classes present in the ground truth
+        pixel_accuracy           trace / total
+        gt_pixels, pred_pixels   (C,) int64 row and column sums
+    Scalars are NaN when nothing is defined (an empty matrix).
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got {cm.shape}")
+    tp = np.diag(cm).astype(np.float64)
+    gt_pixels = cm.sum(axis=1)
+    pred_pixels = cm.sum(axis=0)
+    union = gt_pixels + pred_pixels - np.diag(cm)
+    iou = _ratio(tp, union)
+    total = cm.sum()
+    defined = union > 0
+    present = gt_pixels > 0
+    return {
+        "iou": iou,
+        "precision": _ratio(tp, pred_pixels),
+        "recall": _ratio(tp, gt_pixels),
+        "miou": float(iou[defined].mean()) if defined.any() else float("nan"),
+        "miou_present": float(iou[present].mean()) if present.any() else float("nan"),
+        "pixel_accuracy": float(tp.sum() / total) if total else float("nan"),
+        "gt_pixels": gt_pixels,
+        "pred_pixels": pred_pixels,
+    }
+
+
+def foreground_iou(cm: np.ndarray) -> float:
+    """Mean IoU over the foreground classes (1..C-1) whose union is not empty; NaN if none."""
+    cm = np.asarray(cm, dtype=np.int64)
+    inter = np.diag(cm)[1:].astype(np.float64)
+    union = (cm.sum(0) + cm.sum(1) - np.diag(cm))[1:]
+    keep = union > 0
+    return float((inter[keep] / union[keep]).mean()) if keep.any() else float("nan")
+
+
+class ConfusionAccumulator:
+    """Sums confusion matrices over images, and counts coverage.
+
+    ``coverage`` is the share of ground-truth-valid pixels (gt not ``ignore``) that the
+    prediction does not mark ``ignore``.
+
+    >>> acc = ConfusionAccumulator(2)
+    >>> acc.update(np.array([[0, 1, 255]]), np.array([[0, 1, 1]]))
+    >>> acc.compute()["coverage"]
+    0.6666666666666666
+    """
+
+    def __init__(self, num_classes: int, ignore: int = IGNORE) -> None:
+        self.num_classes = int(num_classes)
+        self.ignore = ignore
+        self.confusion = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+        self.valid = 0  # ground-truth pixels that are not ignore
+        self.covered = 0  # of those, pixels the prediction does not mark ignore
+        self.images = 0
+
+    def update(self, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        """Add one image (or a batch of any shape); returns the image's own confusion matrix."""
+        cm = confusion_matrix(pred, gt, self.num_classes, self.ignore)
+        valid = np.asarray(gt) != self.ignore
+        self.add(cm, int(valid.sum()), int((valid & (np.asarray(pred) != self.ignore)).sum()))
+        return cm
+
+    def add(self, cm: np.ndarray, valid: int, covered: int, images: int = 1) -> None:
+        """Add counts computed elsewhere (a worker process)."""
+        self.confusion += cm
+        self.valid += int(valid)
+        self.covered += int(covered)
+        self.images += images
+
+    def merge(self, other: ConfusionAccumulator) -> None:
+        if other.num_classes != self.num_classes:
+            raise ValueError("cannot merge accumulators of different class counts")
+        self.add(other.confusion, other.valid, other.covered, other.images)
+
+    def compute(self) -> dict[str, Any]:
+        """:func:`metrics_from_confusion` plus ``coverage`` and ``images``."""
+        out = metrics_from_confusion(self.confusion)
+        out["coverage"] = self.covered / self.valid if self.valid else float("nan")
+        out["images"] = self.images
+        return out
