@@ -1,0 +1,305 @@
+"""The dense CRF: its filters and mean field against naive O(N^2) numpy, and against pydensecrf."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from pseudolabel.errors import BadInputError
+from pseudolabel.refine import RefineState, _filters, create_refiner, initial_state, to_mask
+from pseudolabel.refine._filters import (
+    PermutohedralLattice,
+    SymmetricNormalised,
+    WindowKernel,
+    gaussian_blur,
+    image_tensor,
+    lattice_filter,
+    pixel_grid,
+)
+from pseudolabel.refine.crf import CrfParams, dense_crf, dense_crf_pydensecrf, pydensecrf_available
+
+needs_pydensecrf = pytest.mark.skipif(not pydensecrf_available(),
+                                      reason="pydensecrf2 is not installed")
+
+
+def naive_kernel(features: np.ndarray) -> np.ndarray:
+    """(N, N) exact ``exp(-|f_i - f_j|^2 / 2)`` of (N, d) features."""
+    diff = features[:, None, :] - features[None, :, :]
+    return np.exp(-0.5 * (diff**2).sum(-1))
+
+
+def naive_features(image: np.ndarray, sxy: float, srgb: float | None) -> np.ndarray:
+    """(N, d) features of an (H, W, 3) image: x/sxy, y/sxy (and rgb/srgb), row-major pixels."""
+    height, width = image.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width]
+    feats = [xs[..., None] / sxy, ys[..., None] / sxy]
+    if srgb is not None:
+        feats.append(image.astype(np.float64) / srgb)
+    return np.concatenate(feats, -1).reshape(height * width, -1)
+
+
+def naive_mean_field(image: np.ndarray, probs: np.ndarray, p: CrfParams) -> np.ndarray:
+    """Textbook mean field with the exact dense kernels, symmetric normalisation, Potts."""
+    c, height, width = probs.shape
+    log_p = np.log(probs.reshape(c, -1).astype(np.float64))
+    kernels = []
+    for feats, w in [(naive_features(image, p.sxy_gaussian, None), p.compat_gaussian),
+                     (naive_features(image, p.sxy_bilateral, p.srgb), p.compat_bilateral)]:
+        k = naive_kernel(feats)
+        norm = 1.0 / np.sqrt(k.sum(1))
+        kernels.append((norm[:, None] * k * norm[None, :], w))
+    q = np.exp(log_p - log_p.max(0))
+    q /= q.sum(0)
+    for _ in range(p.iterations):
+        logits = log_p + sum(w * (q @ k.T) for k, w in kernels)
+        q = np.exp(logits - logits.max(0))
+        q /= q.sum(0)
+    return q.reshape(c, height, width)
+
+
+def two_region_case(size: int, seed: int, noise: float = 0.25):
+    """A disc and a stripe on a background with distinct colours, and noisy blurred probs.
+
+    Returns (H, W, 3) uint8 image, (3, H, W) float32 probabilities, (H, W) truth.
+    """
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:size, 0:size]
+    truth = np.zeros((size, size), np.int64)
+    truth[(ys - size / 2) ** 2 + (xs - size / 2) ** 2 < (size / 4) ** 2] = 1
+    truth[:, : size // 5] = 2
+    colours = np.array([[40, 60, 90], [200, 180, 160], [90, 200, 60]])
+    image = np.clip(colours[truth] + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
+    probs = np.eye(3)[truth].transpose(2, 0, 1) * 0.6 + 0.2 + rng.normal(0, noise, (3, size, size))
+    probs = np.stack([gaussian_filter(x, 2.0) for x in probs]).clip(0.01)
+    return image, (probs / probs.sum(0)).astype(np.float32), truth
+
+
+def test_image_tensor_reads_both_layouts() -> None:
+    image = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    hwc = image_tensor(image)
+    chw = image_tensor(torch.from_numpy(image).permute(2, 0, 1))
+    assert hwc.shape == (3, 5, 7) and hwc.dtype == torch.float32
+    torch.testing.assert_close(hwc, chw)
+    np.testing.assert_array_equal(hwc[1].numpy(), image[..., 1])
+    with pytest.raises(ValueError, match="image"):
+        image_tensor(np.zeros((5, 7)))
+
+
+@pytest.mark.parametrize(("sxy", "srgb"), [(5.0, 20.0), (2.0, 30.0), (80.0, 13.0)])
+def test_lattice_approximates_the_dense_gaussian(sxy: float, srgb: float) -> None:
+    rng = np.random.default_rng(0)
+    image = np.zeros((12, 12, 3))
+    image[:, 6:] = 200
+    image = np.clip(image + rng.normal(0, 10, image.shape), 0, 255)
+    feats = naive_features(image, sxy, srgb)
+    values = rng.random((144, 2))
+    lattice = PermutohedralLattice(torch.tensor(feats, dtype=torch.float32))
+    out = lattice(torch.tensor(values, dtype=torch.float32)).numpy()
+    ones = lattice(torch.ones(144, 1)).numpy()
+    k = naive_kernel(feats)
+    want = k @ values / k.sum(1, keepdims=True)
+    got = out / ones
+    assert np.abs(got - want).mean() < 0.01
+    assert np.abs(got - want).max() < 0.06
+
+
+def test_lattice_hash_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packed int64 codes and row-wise unique give the same lattice."""
+    rng = np.random.default_rng(1)
+    feats = torch.tensor(rng.normal(size=(100, 4)) * 3, dtype=torch.float32)
+    values = torch.tensor(rng.random((100, 3)), dtype=torch.float32)
+    packed = PermutohedralLattice(feats)
+    monkeypatch.setattr(_filters, "_MAX_CODE", 0)
+    rows = PermutohedralLattice(feats)
+    assert packed._code is not None and rows._code is None
+    assert packed.num_vertices == rows.num_vertices
+    torch.testing.assert_close(packed(values), rows(values))
+
+
+def test_lattice_of_identical_points_is_exact() -> None:
+    """All points at one place: every kernel value is 1, so the filter is a plain mean."""
+    feats = torch.full((20, 3), 0.37)
+    values = torch.rand(20, 2, generator=torch.Generator().manual_seed(0))
+    out = lattice_filter(feats.T.reshape(3, 4, 5))(values.T.reshape(2, 4, 5))
+    norm = lattice_filter(feats.T.reshape(3, 4, 5))(torch.ones(1, 4, 5))
+    torch.testing.assert_close(out / norm, values.mean(0)[:, None, None].expand(2, 4, 5))
+
+
+def test_gaussian_blur_is_the_exact_dense_kernel() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.random((2, 9, 11)).astype(np.float32)
+    image = np.zeros((9, 11, 3))
+    k = naive_kernel(naive_features(image, 2.0, None))
+    want = (x.reshape(2, -1) @ k.T).reshape(2, 9, 11)
+    got = gaussian_blur(torch.from_numpy(x), 2.0).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_window_kernel_is_the_bilateral_kernel_within_the_window() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (8, 9, 3)).astype(np.float64)
+    x = rng.random((2, 8, 9)).astype(np.float32)
+    sxy, srgb, window = 3.0, 40.0, 5
+    k = naive_kernel(naive_features(image, sxy, srgb))
+    ys, xs = np.mgrid[0:8, 0:9]
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    inside = (np.abs(ys[:, None] - ys[None]) <= 2) & (np.abs(xs[:, None] - xs[None]) <= 2)
+    want = (x.reshape(2, -1) @ (k * inside).T).reshape(2, 8, 9)
+    kernel = WindowKernel(image_tensor(image) / srgb, sxy, window)
+    np.testing.assert_allclose(kernel(torch.from_numpy(x)).numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_symmetric_normalisation_matches_naive() -> None:
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (6, 7, 3)).astype(np.float64)
+    x = rng.random((3, 6, 7)).astype(np.float32)
+    k = naive_kernel(naive_features(image, 2.0, 50.0))
+    norm = 1.0 / np.sqrt(k.sum(1))
+    want = (x.reshape(3, -1) @ (norm[:, None] * k * norm[None]).T).reshape(3, 6, 7)
+    kernel = WindowKernel(image_tensor(image) / 50.0, 2.0, 13)  # covers the whole image: exact
+    got = SymmetricNormalised(kernel, (6, 7))(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_mean_field_matches_naive_numpy() -> None:
+    image, probs, _ = two_region_case(10, seed=5, noise=0.4)
+    params = CrfParams(sxy_gaussian=3.0, compat_gaussian=3.0, sxy_bilateral=6.0, srgb=30.0,
+                       compat_bilateral=5.0, iterations=5, clip=1e-8)
+    want = naive_mean_field(image, probs, params)
+    # A window covering the whole image is the exact dense kernel.
+    exact = dense_crf(image, probs, CrfParams(**{**params.__dict__, "mode": "window", "window": 19}))
+    np.testing.assert_allclose(exact.numpy(), want, atol=1e-4)
+    approx = dense_crf(image, probs, params).numpy()  # permutohedral lattice
+    assert np.abs(approx - want).mean() < 0.02
+    assert (approx.argmax(0) == want.argmax(0)).mean() >= 0.95
+    assert (want.argmax(0) != probs.argmax(0)).any(), "the CRF should change some labels here"
+
+
+def test_given_compatibility_matrix_matches_potts() -> None:
+    """Potts ``-w [l == l']`` and the penalty ``w [l != l']`` differ by a per-pixel constant."""
+    image, probs, _ = two_region_case(16, seed=6)
+    params = CrfParams(iterations=4)
+    potts = dense_crf(image, probs, params)
+    matrix = dense_crf(image, probs, params, compatibility=1.0 - torch.eye(3))
+    torch.testing.assert_close(potts, matrix, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["lattice", "window"])
+def test_crf_corrects_noisy_scores(mode: str) -> None:
+    image, probs, truth = two_region_case(40, seed=7, noise=1.0)
+    q = dense_crf(image, probs, CrfParams(mode=mode, sxy_bilateral=20.0, iterations=5))
+    assert q.shape == probs.shape and q.dtype == torch.float32
+    torch.testing.assert_close(q.sum(0), torch.ones(40, 40))
+    before = (probs.argmax(0) == truth).mean()
+    after = (q.numpy().argmax(0) == truth).mean()
+    assert before < 0.95 and after > 0.99
+
+
+def test_zero_iterations_or_one_class_returns_the_probabilities() -> None:
+    image, probs, _ = two_region_case(8, seed=8)
+    np.testing.assert_allclose(dense_crf(image, probs, CrfParams(iterations=0)).numpy(), probs,
+                               atol=1e-6)
+    one = dense_crf(image, np.full((1, 8, 8), 0.3, np.float32))
+    np.testing.assert_array_equal(one.numpy(), np.ones((1, 8, 8), np.float32))
+
+
+@needs_pydensecrf
+@pytest.mark.parametrize("size", [24, 48])
+@pytest.mark.parametrize("params", [CrfParams(), CrfParams(sxy_bilateral=10.0, srgb=20.0,
+                                                            compat_bilateral=5.0, iterations=5)])
+def test_agrees_with_pydensecrf(size: int, params: CrfParams) -> None:
+    image, probs, _ = two_region_case(size, seed=size, noise=0.6)
+    ours = dense_crf(image, probs, params).numpy()
+    ref = dense_crf_pydensecrf(image, probs, params)
+    assert (ours.argmax(0) == ref.argmax(0)).mean() >= 0.95
+    assert np.abs(ours - ref).mean() < 0.01
+    assert (ref.argmax(0) != probs.argmax(0)).any()
+
+
+@needs_pydensecrf
+def test_filtered_values_agree_with_pydensecrf() -> None:
+    """One pydensecrf step with one kernel (compat 1) gives ``log Q - log p = K~ p + const``."""
+    import pydensecrf.densecrf as dcrf
+
+    rng = np.random.default_rng(9)
+    height, width, c = 20, 24, 3
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    image[:, :12] //= 4
+    probs = rng.random((c, height, width)).astype(np.float32) + 0.1
+    probs /= probs.sum(0)
+    size = (height, width)
+    cases = {
+        "bilateral": (lambda crf: crf.addPairwiseBilateral(sxy=5, srgb=20, rgbim=image, compat=1),
+                      SymmetricNormalised(lattice_filter(torch.cat(
+                          [pixel_grid(height, width) / 5, image_tensor(image) / 20])), size), 1e-4),
+        # pydensecrf approximates the Gaussian with a lattice too; ours is exact.
+        "gaussian": (lambda crf: crf.addPairwiseGaussian(sxy=3, compat=1),
+                     SymmetricNormalised(lambda x: gaussian_blur(x, 3.0), size), 0.02),
+    }
+    for add, kernel, tol in cases.values():
+        crf = dcrf.DenseCRF2D(width, height, c)
+        crf.setUnaryEnergy(np.ascontiguousarray(-np.log(probs).reshape(c, -1)))
+        add(crf)
+        q = np.asarray(crf.inference(1)).reshape(c, height, width)
+        ref = np.log(q) - np.log(probs)
+        ours = kernel(torch.from_numpy(probs)).numpy()
+        np.testing.assert_allclose(ours[1:] - ours[:1], ref[1:] - ref[:1], atol=tol)
+
+
+def _state_with_ignore() -> tuple[RefineState, np.ndarray]:
+    """A state (classes 0 and 3) with rows 10-13 ignored, and its true mask values."""
+    image, probs, truth = two_region_case(24, seed=10, noise=0.3)
+    cams = {"a": probs[1:].copy()}
+    state = initial_state(cams, "a", np.array([0, 3]), (24, 24), image=image)
+    ignore = np.zeros((24, 24), bool)
+    ignore[10:14, :] = True
+    return state.replace(scores=probs, ignore=ignore), np.array([0, 1, 4])[truth]
+
+
+@pytest.mark.parametrize("spec", ["crf", "crf:mode=window", "par"])
+def test_refiner_keeps_ignore_and_outputs_probabilities(spec: str) -> None:
+    state, truth_values = _state_with_ignore()
+    out = create_refiner(spec).refine(state)
+    assert out.scores.shape == state.scores.shape and out.scores.dtype == np.float32
+    np.testing.assert_allclose(out.scores.sum(0), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(out.ignore, state.ignore)
+    mask = to_mask(out)
+    assert (mask[10:14] == 255).all() and (mask[:10] != 255).all()
+    filled = create_refiner(spec + (":" if ":" not in spec else ",") + "fill_ignore=true").refine(state)
+    assert not filled.ignore.any()
+    # Ignored pixels entered as uniform: their labels come from neighbours of the same colour.
+    assert (to_mask(filled)[10:14] == truth_values[10:14]).mean() > 0.9
+
+
+@pytest.mark.parametrize("name", ["crf", "par"])
+def test_refiner_without_image_is_a_clear_error(name: str) -> None:
+    state = _state_with_ignore()[0].replace(image=None, image_id="im7")
+    with pytest.raises(BadInputError, match=r"im7.*--images"):
+        create_refiner(name).refine(state)
+
+
+@pytest.mark.parametrize("spec", ["crf:window=4", "crf:srgb=0", "crf:mode=dense", "par:dilations=[0]"])
+def test_bad_parameters_are_bad_input(spec: str) -> None:
+    with pytest.raises(BadInputError):
+        create_refiner(spec)
+
+
+@needs_pydensecrf
+def test_refiner_pydensecrf_backend() -> None:
+    state = _state_with_ignore()[0].replace(ignore=np.zeros((24, 24), bool))
+    out = create_refiner("crf:backend=pydensecrf").refine(state)
+    want = dense_crf_pydensecrf(state.image, state.scores, CrfParams())
+    np.testing.assert_allclose(out.scores, want, atol=1e-6)
+    ours = create_refiner("crf").refine(state)
+    assert (to_mask(ours) == to_mask(out)).mean() >= 0.95
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu() -> None:
+    image, probs, _ = two_region_case(32, seed=11)
+    for mode in ("lattice", "window"):
+        cpu = dense_crf(image, probs, CrfParams(mode=mode))
+        gpu = dense_crf(image, probs, CrfParams(mode=mode), device="cuda").cpu()
+        torch.testing.assert_close(cpu, gpu, atol=1e-4, rtol=1e-4)
