@@ -227,7 +227,6 @@ def read_labels_csv(
                 image_id = os.path.splitext(image_id)[0] if image_id.endswith(
                     tuple(IMAGE_SUFFIXES)) else image_id
                 names = row[1].split() if len(row) > 1 else []
-                where = f"{path}:{lineno}"
                 if image_id in out:
                     problems(Problem("duplicate-label-row", path,
                                      f"line {lineno}: image {image_id!r} has a second label row",
@@ -245,7 +244,6 @@ def read_labels_csv(
                     labels.append(index[name])
                 else:
                     out[image_id] = tuple(sorted(set(labels)))
-                del where
     except OSError as exc:
         raise BadInputError(f"cannot read labels ({exc.strerror})", path=path) from None
     except (csv.Error, UnicodeDecodeError) as exc:
@@ -386,7 +384,8 @@ def load_dataset(
                              f"image {image_id!r} is listed but has no file",
                              "add the image or remove the id from the split file", image_id))
             continue
-        if label_source is not None and image_id not in labels and label_source == labels_csv:
+        if (label_source == labels_csv and image_id not in labels
+                and image_id not in problems.bad_ids):  # (a bad row was reported already)
             problems(Problem("no-label-row", labels_csv,
                              f"image {image_id!r} has no label row",
                              "add a row `<id>,<labels>` (empty labels = no foreground class)",

@@ -89,6 +89,11 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
                 orientation = 1
     except FileNotFoundError:
         raise BadInputError("image file is missing", path=path) from None
+    except Image.DecompressionBombError:
+        raise BadInputError(
+            "image is larger than PIL's decompression-bomb limit", path=path,
+            fix="downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file",
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise BadInputError("not an image PIL can read", path=path,
                             fix="re-export it as JPEG or PNG, or remove it") from None

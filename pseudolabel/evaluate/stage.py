@@ -13,17 +13,17 @@ import heapq
 import json
 import logging
 import math
-import multiprocessing as mp
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from pseudolabel.config import to_dict
 from pseudolabel.data.dataset import DatasetIndex, Sample, load_dataset
 from pseudolabel.data.masks import read_mask
+from pseudolabel.data.workers import imap_ordered
 from pseudolabel.errors import BadInputError
 from pseudolabel.evaluate.metrics import (
     IGNORE,
@@ -37,8 +37,6 @@ from pseudolabel.progress import chunked, progress
 log = logging.getLogger(__name__)
 
 MASK_SUFFIX = ".png"
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -215,16 +213,6 @@ def _score_chunk(job: _Job, samples: Sequence[Sample]) -> _ChunkResult:
     return out
 
 
-def _imap(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator[R]:
-    """``fn`` over ``items`` in order: in this process, or a pool of ``workers`` processes."""
-    if workers <= 1 or len(items) <= 1:
-        yield from map(fn, items)
-        return
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(min(workers, len(items))) as pool:
-        yield from pool.imap(fn, items)
-
-
 class _Worst:
     """The ``n`` lowest (iou, id) pairs seen, in bounded memory."""
 
@@ -265,7 +253,7 @@ def evaluate(mask_dir: str | Path, dataset: DatasetIndex,
     chunks = list(chunked(dataset.samples, config.chunk_size))
     fn = _ChunkFn(job)
     with progress(total=len(dataset), desc="evaluate", unit="img") as bar:
-        for res in _imap(fn, chunks, config.workers):
+        for res in imap_ordered(fn, chunks, config.workers):
             for image_id, kind, message, path, fix in res.issues:
                 allowed = config.skip_bad or (kind == "missing" and config.allow_missing)
                 if not allowed:

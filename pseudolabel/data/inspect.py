@@ -1,0 +1,202 @@
+"""``inspect``: what a dataset root holds and every problem in it, before anything is trained.
+
+The root is read with policy "collect" (every label problem is listed, nothing stops), then each
+image's header and ground-truth mask are checked in worker processes: masks whose size differs
+from the image, mask values outside 0..K and 255, masks whose classes differ from the image's
+labels, unreadable images (``decode`` decodes every image fully, which also finds truncated
+files; by default only the header is read).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pseudolabel.config import to_dict
+from pseudolabel.data.dataset import DatasetIndex, Problem, Sample, load_dataset
+from pseudolabel.data.images import image_size, load_image
+from pseudolabel.data.masks import IGNORE
+from pseudolabel.data.workers import imap_ordered
+from pseudolabel.errors import BadInputError
+from pseudolabel.io import atomic_write
+from pseudolabel.progress import chunked, progress
+
+MAX_PRINTED_PROBLEMS = 40
+
+
+@dataclass(frozen=True)
+class InspectConfig:
+    """Options of ``pseudolabel inspect``: the split, worker processes, images per task, and
+    whether to decode every image (slower) rather than read its header."""
+
+    split: str | None = None
+    workers: int = 1
+    chunk_size: int = 64
+    decode: bool = False
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.chunk_size < 1:
+            raise ValueError("workers and chunk_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class InspectReport:
+    """What inspect found. ``cooccurrence[i, j]``: images labelled with both class i and j
+    (the diagonal: images per class)."""
+
+    root: Path
+    split: str | None
+    classes: tuple[str, ...]
+    images: int
+    negatives: int
+    cooccurrence: np.ndarray
+    masks: int
+    problems: tuple[Problem, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def images_per_class(self) -> np.ndarray:
+        return np.diag(self.cooccurrence)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root), "split": self.split, "classes": list(self.classes),
+            "images": self.images, "negatives": self.negatives, "masks": self.masks,
+            "images_per_class": dict(zip(self.classes, self.images_per_class.tolist(),
+                                         strict=True)),
+            "cooccurrence": self.cooccurrence.tolist(),
+            "problem_counts": dict(Counter(p.kind for p in self.problems)),
+            "problems": [{"kind": p.kind, "path": None if p.path is None else str(p.path),
+                          "image": p.image_id, "message": p.message, "fix": p.fix}
+                         for p in self.problems],
+            "options": self.options,
+        }
+
+    def text(self, max_problems: int = MAX_PRINTED_PROBLEMS) -> str:
+        """The human-readable summary (aligned tables, the first problems)."""
+        n = max(self.images, 1)
+        width = max(len("class"), *(len(c) for c in self.classes))
+        lines = [f"root: {self.root}" + (f"  split: {self.split}" if self.split else ""),
+                 f"images: {self.images}  negatives (no class): {self.negatives} "
+                 f"({100 * self.negatives / n:.1f}%)  ground-truth masks: {self.masks}",
+                 f"{'class':<{width}}  {'images':>7}  {'share':>6}"]
+        for name, count in zip(self.classes, self.images_per_class.tolist(), strict=True):
+            lines.append(f"{name:<{width}}  {count:>7}  {100 * count / n:>5.1f}%")
+        if len(self.classes) > 1:
+            cell = max(7, *(len(c) for c in self.classes))
+            lines.append("co-occurrence (images labelled with both):")
+            lines.append(" " * width + "".join(f"  {c:>{cell}}" for c in self.classes))
+            for name, row in zip(self.classes, self.cooccurrence.tolist(), strict=True):
+                lines.append(f"{name:<{width}}" + "".join(f"  {v:>{cell}}" for v in row))
+        if not self.problems:
+            lines.append("problems: none")
+            return "\n".join(lines)
+        counts = Counter(p.kind for p in self.problems)
+        lines.append(f"problems: {len(self.problems)} ("
+                     + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ")")
+        for p in self.problems[:max_problems]:
+            lines.append(f"  [{p.kind}] {p.error().one_line()}")
+        if len(self.problems) > max_problems:
+            lines.append(f"  ... {len(self.problems) - max_problems} more (see --json)")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _CheckChunk:
+    """Picklable per-chunk check (for the pool): the dataset without samples, and the options."""
+
+    gt: DatasetIndex
+    decode: bool
+
+    def __call__(self, samples: Sequence[Sample]) -> list[tuple[int, list[Problem]]]:
+        return [check_sample(self.gt, s, decode=self.decode) for s in samples]
+
+
+def check_sample(dataset: DatasetIndex, sample: Sample, *,
+                 decode: bool = False) -> tuple[int, list[Problem]]:
+    """(1 if the sample has a ground-truth mask else 0, the problems of its image and mask)."""
+    found: list[Problem] = []
+    try:
+        size = load_image(sample.image).shape[:2] if decode else image_size(sample.image)
+    except BadInputError as exc:
+        return 0, [Problem("bad-image", sample.image, exc.message, exc.fix or "", sample.id)]
+    if sample.mask is None and dataset.gt_reader is None:
+        return 0, found
+    where = sample.mask if sample.mask is not None else dataset.root
+    try:
+        mask = dataset.read_gt(sample)
+    except BadInputError as exc:
+        return 0, [Problem("bad-mask", exc.path or where, exc.message, exc.fix or "", sample.id)]
+    if mask is None:
+        return 0, found
+    if tuple(mask.shape) != tuple(size):
+        found.append(Problem(
+            "mask-size", where, f"mask is {mask.shape[1]}x{mask.shape[0]} px but the image "
+            f"{sample.image.name} is {size[1]}x{size[0]}", "remake the mask at the image's size",
+            sample.id))
+    k = dataset.num_classes
+    counts = np.bincount(mask.reshape(-1), minlength=256)
+    bad = (np.flatnonzero(counts[k + 1: IGNORE]) + k + 1).tolist()
+    if bad:
+        found.append(Problem(
+            "mask-values", where, f"mask holds values {bad[:5]} outside 0..{k} and 255",
+            f"values are class indices: 0 background, 1..{k} the classes of classes.txt",
+            sample.id))
+    in_mask = {int(v) - 1 for v in np.flatnonzero(counts[1: k + 1]) + 1}
+    if not bad and sample.mask is not None and in_mask != set(sample.labels):  # (COCO: crowd)
+        names = dataset.classes
+        found.append(Problem(
+            "mask-labels", where,
+            f"mask shows {sorted(names[c] for c in in_mask) or 'no class'} but the image is "
+            f"labelled {sorted(names[c] for c in sample.labels) or 'with no class'}",
+            "fix the label row or the mask", sample.id))
+    return 1, found
+
+
+def inspect_dataset(dataset: DatasetIndex, config: InspectConfig = InspectConfig()) -> InspectReport:
+    """Counts, co-occurrence and the problems of an already loaded (policy "collect") dataset."""
+    labels = dataset.label_matrix().astype(np.int64)
+    cooc = labels.T @ labels
+    problems = list(dataset.problems)
+    masks = 0
+    check = _CheckChunk(dataclasses.replace(dataset, samples=(), problems=()), config.decode)
+    chunks = list(chunked(dataset.samples, config.chunk_size))
+    with progress(total=len(dataset), desc="inspect", unit="img") as bar:
+        for results in imap_ordered(check, chunks, config.workers):
+            for has_mask, found in results:
+                masks += has_mask
+                problems.extend(found)
+            bar.update(len(results))
+    return InspectReport(dataset.root, dataset.split, dataset.classes, len(dataset),
+                         int((labels.sum(1) == 0).sum()), cooc, masks, tuple(problems))
+
+
+def run(config: InspectConfig, root: str | os.PathLike | None = None, *,
+        coco: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
+        json_out: str | os.PathLike | None = None) -> InspectReport:
+    """The inspect stage: read the root with policy "collect", check it, write ``json_out``.
+
+    Raises :class:`BadInputError` only when the root cannot be read at all.
+    """
+    if root is None and coco is None:
+        raise BadInputError("no dataset given", fix="give ROOT, or --coco JSON --images DIR")
+    dataset = load_dataset(root if root is not None else images or ".", config.split,
+                           policy="collect", require_labels=True, coco=coco, images=images)
+    report = inspect_dataset(dataset, config)
+    options = {**to_dict(config),
+               **{k: None if v is None else str(Path(v).resolve())
+                  for k, v in (("root", root), ("coco", coco), ("images", images))}}
+    report = dataclasses.replace(report, options=options)
+    if json_out is not None:
+        with atomic_write(json_out, "w", encoding="utf-8") as fh:
+            json.dump(report.to_dict(), fh, indent=1)
+            fh.write("\n")
+    return report
