@@ -151,7 +151,7 @@ def check_sample(dataset: DatasetIndex, sample: Sample, *,
             f"values are class indices: 0 background, 1..{k} the classes of classes.txt",
             sample.id))
     in_mask = {int(v) - 1 for v in np.flatnonzero(counts[1: k + 1]) + 1}
-    if not bad and sample.mask is not None and in_mask != set(sample.labels):  # (COCO: crowd)
+    if not found and sample.mask is not None and in_mask != set(sample.labels):  # COCO: crowd
         names = dataset.classes
         found.append(Problem(
             "mask-labels", where,
