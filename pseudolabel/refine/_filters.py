@@ -4,7 +4,7 @@
   (2010) as vectorised tensor code: splat with ``index_add_``, the lattice hashed by sorting
   integer keys (``torch.unique`` + ``searchsorted``), a [1 2 1] blur along each lattice
   direction as gathers, slice as a weighted gather. No compiler needed.
-- :func:`gaussian_blur`: an exact dense Gaussian over pixel positions (separable convolution).
+- :class:`GaussianKernel`: an exact dense Gaussian over pixel positions (separable).
 - :class:`WindowKernel`: a bilateral kernel restricted to a ``k x k`` window (ConvCRF's idea).
 - :class:`SymmetricNormalised`: ``D^-1/2 K D^-1/2`` around any of them (``D = K 1``), the
   normalisation of the dense CRF of Krähenbühl and Koltun.
@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -139,10 +140,9 @@ class PermutohedralLattice:
         bary.scatter_add_(1, d - rank + 1, -delta)
         bary[:, 0] += 1.0 + bary[:, d + 1]
         # Vertex keys (first d coordinates): rem0 + canonical simplex offset of each remainder.
-        r = torch.arange(d + 1, device=device)
-        canonical = torch.where(r[None, :] <= d - r[:, None], r[:, None], r[:, None] - (d + 1))
+        r = torch.arange(d + 1, device=device)[None, :, None]
         rem0_int = torch.round(rem0).to(torch.int64)
-        keys = rem0_int[:, None, :d] + canonical[:, rank[:, :d]].permute(1, 0, 2)  # (N, d+1, d)
+        keys = rem0_int[:, None, :d] + r - (d + 1) * (rank[:, None, :d] > d - r)  # (N, d+1, d)
         flat = keys.reshape(-1, d)
         # Hash: pack each key into one int64 (margins leave room for the blur's neighbours).
         lo = flat.min(0).values - (d + 1)
@@ -162,11 +162,19 @@ class PermutohedralLattice:
             self._uniq = uniq
             uniq_keys = torch.stack([(uniq // m) % int(s) for m, s in zip(mult, span.tolist(), strict=True)],
                                     1) + lo
-        self.num_vertices = int(uniq_keys.shape[0])
-        self.index = inverse.reshape(n, d + 1)  # (N, d+1) vertex of each point and remainder
-        self.weights = bary[:, : d + 1].to(torch.float32)  # (N, d+1)
-        # Neighbours of each vertex along each of the d+1 lattice directions (-1 = missing,
-        # mapped to a zero row at index num_vertices).
+        self.num_vertices = m = int(uniq_keys.shape[0])
+        # Splat and slice as sparse (N, M+1) / (M+1, N) matrices of barycentric weights (the
+        # extra vertex M is a zero row that missing neighbours point to during the blur).
+        index, order = inverse.reshape(n, d + 1).sort(1)
+        weights = bary[:, : d + 1].gather(1, order).to(torch.float32)
+        self.slice_matrix = _csr(index, weights, m + 1)
+        by_vertex = torch.argsort(index.reshape(-1), stable=True)
+        points = torch.arange(n, device=device).repeat_interleave(d + 1)[by_vertex]
+        counts = torch.bincount(index.reshape(-1), minlength=m + 1)
+        self.splat_matrix = _csr(points, weights.reshape(-1)[by_vertex], n,
+                                 crow=torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
+        # Neighbours of each vertex along each of the d+1 lattice directions (missing ones ->
+        # the zero row m).
         self.neighbours = []
         for j in range(d + 1):
             n1, n2 = uniq_keys - 1, uniq_keys + 1
@@ -192,25 +200,63 @@ class PermutohedralLattice:
 
     def __call__(self, values: Tensor) -> Tensor:
         """Filter (N, C) values -> (N, C) (splat, blur, slice)."""
-        c = values.shape[1]
         m = self.num_vertices
-        w = self.weights.to(values.dtype)
-        grid = values.new_zeros(m + 1, c)
-        grid.index_add_(0, self.index.reshape(-1), (w[:, :, None] * values[:, None, :]).reshape(-1, c))
+        grid = self.splat_matrix.to(values.dtype) @ values  # (M+1, C); row m is 0
         spare = torch.empty_like(grid)
         for n1, n2 in self.neighbours:
             spare[:m] = grid[:m] + 0.5 * (grid[n1] + grid[n2])
             spare[m] = 0.0
             grid, spare = spare, grid
-        return (grid[self.index] * w[:, :, None]).sum(1)
+        return self.slice_matrix.to(values.dtype) @ grid
+
+
+def _csr(columns: Tensor, values: Tensor, num_columns: int, crow: Tensor | None = None) -> Tensor:
+    """A sparse CSR matrix from per-row column indices.
+
+    ``columns``/``values`` are (R, k) for k entries in each of R rows (sorted per row), or flat
+    with ``crow`` (R+1,) row offsets.
+    """
+    if crow is None:
+        rows, k = columns.shape
+        crow = torch.arange(0, rows * k + 1, k, device=columns.device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, columns.reshape(-1), values.reshape(-1),
+                                       (crow.numel() - 1, num_columns), check_invariants=False)
+
+
+#: Up to this many pixels a side, :class:`GaussianKernel` multiplies by dense (H, H) and (W, W)
+#: matrices (fast BLAS, no truncation); larger images use separable convolutions.
+_DENSE_SIDE = 1024
+
+
+class GaussianKernel:
+    """Exact dense Gaussian over pixel positions: ``out_p = sum_q exp(-|p - q|^2 / (2 sigma^2)) x_q``.
+
+    Separable: ``A_H x A_W`` with (H, H) and (W, W) Gaussian matrices (images up to
+    ``_DENSE_SIDE`` px a side), else two 1-D convolutions truncated at 4 sigma (zero outside).
+    """
+
+    def __init__(self, size: tuple[int, int], sigma: float, device: torch.device | str = "cpu") -> None:
+        self.sigma = sigma
+        self.dense = max(size) <= _DENSE_SIDE
+        if self.dense:
+            self.rows, self.cols = (self._matrix(n, sigma, device) for n in size)
+
+    @staticmethod
+    def _matrix(n: int, sigma: float, device: torch.device | str) -> Tensor:
+        i = torch.arange(n, dtype=torch.float32, device=device)
+        return torch.exp(-0.5 * ((i[:, None] - i[None, :]) / sigma) ** 2)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Filter (C, H, W) -> (C, H, W)."""
+        if self.dense:
+            return self.rows @ x @ self.cols
+        return gaussian_blur(x, self.sigma)
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """Exact dense Gaussian over pixel positions of (C, H, W) maps (zero outside the image).
-
-    ``out_p = sum_q exp(-|p - q|^2 / (2 sigma^2)) x_q``, truncated at 4 sigma, as two 1-D
-    convolutions.
-    """
+    """Dense Gaussian of (C, H, W) maps truncated at 4 sigma (zero outside), as 1-D convolutions."""
     height, width = x.shape[1:]
     radius = max(1, min(math.ceil(4.0 * sigma), max(height, width)))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)

@@ -10,7 +10,7 @@ Mean-field inference: ``Q = softmax(log p)``, then ``iterations`` times
 ``Q = softmax(log p + sum_m w_m K_m Q)`` (Potts) where each ``K_m`` is symmetrically normalised
 (``D^-1/2 K D^-1/2``, pydensecrf's default) and includes the pixel itself, as pydensecrf does.
 
-Modes of the bilateral filter (the Gaussian one is always an exact separable convolution):
+Modes of the bilateral filter (the Gaussian one is always exact and separable):
 
 - ``mode=lattice``: the dense kernel through a permutohedral lattice (tensor code);
 - ``mode=window``: the kernel restricted to a ``window x window`` neighbourhood (ConvCRF), faster
@@ -31,10 +31,10 @@ import torch
 from torch import nn
 
 from pseudolabel.refine._filters import (
+    GaussianKernel,
     SymmetricNormalised,
     Tensor,
     WindowKernel,
-    gaussian_blur,
     image_tensor,
     lattice_filter,
     pixel_grid,
@@ -77,7 +77,7 @@ def _kernels(image: Tensor, params: CrfParams) -> list[SymmetricNormalised]:
     _, height, width = image.shape
     size, device = (height, width), image.device
     p = params
-    kernels = [SymmetricNormalised(lambda x: gaussian_blur(x, p.sxy_gaussian), size, device)]
+    kernels = [SymmetricNormalised(GaussianKernel(size, p.sxy_gaussian, device), size, device)]
     colour = image / p.srgb
     if p.mode == "window":
         bilateral = WindowKernel(colour, p.sxy_bilateral, p.window)

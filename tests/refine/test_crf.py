@@ -10,10 +10,10 @@ from scipy.ndimage import gaussian_filter
 from pseudolabel.errors import BadInputError
 from pseudolabel.refine import RefineState, _filters, create_refiner, initial_state, to_mask
 from pseudolabel.refine._filters import (
+    GaussianKernel,
     PermutohedralLattice,
     SymmetricNormalised,
     WindowKernel,
-    gaussian_blur,
     image_tensor,
     lattice_filter,
     pixel_grid,
@@ -127,14 +127,19 @@ def test_lattice_of_identical_points_is_exact() -> None:
     torch.testing.assert_close(out / norm, values.mean(0)[:, None, None].expand(2, 4, 5))
 
 
-def test_gaussian_blur_is_the_exact_dense_kernel() -> None:
+@pytest.mark.parametrize("dense", [True, False])
+def test_gaussian_kernel_is_the_exact_dense_kernel(dense: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both paths: dense separable matrices, and 1-D convolutions (truncated at 4 sigma)."""
+    if not dense:
+        monkeypatch.setattr(_filters, "_DENSE_SIDE", 0)
     rng = np.random.default_rng(2)
     x = rng.random((2, 9, 11)).astype(np.float32)
     image = np.zeros((9, 11, 3))
     k = naive_kernel(naive_features(image, 2.0, None))
     want = (x.reshape(2, -1) @ k.T).reshape(2, 9, 11)
-    got = gaussian_blur(torch.from_numpy(x), 2.0).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    kernel = GaussianKernel((9, 11), 2.0)
+    assert kernel.dense == dense
+    np.testing.assert_allclose(kernel(torch.from_numpy(x)).numpy(), want, rtol=1e-4, atol=1e-4)
 
 
 def test_window_kernel_is_the_bilateral_kernel_within_the_window() -> None:
@@ -236,7 +241,7 @@ def test_filtered_values_agree_with_pydensecrf() -> None:
                           [pixel_grid(height, width) / 5, image_tensor(image) / 20])), size), 1e-4),
         # pydensecrf approximates the Gaussian with a lattice too; ours is exact.
         "gaussian": (lambda crf: crf.addPairwiseGaussian(sxy=3, compat=1),
-                     SymmetricNormalised(lambda x: gaussian_blur(x, 3.0), size), 0.02),
+                     SymmetricNormalised(GaussianKernel(size, 3.0), size), 0.02),
     }
     for add, kernel, tol in cases.values():
         crf = dcrf.DenseCRF2D(width, height, c)
