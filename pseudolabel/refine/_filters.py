@@ -4,7 +4,7 @@
   (2010) as vectorised tensor code: splat with ``index_add_``, the lattice hashed by sorting
   integer keys (``torch.unique`` + ``searchsorted``), a [1 2 1] blur along each lattice
   direction as gathers, slice as a weighted gather. No compiler needed.
-- :class:`GaussianKernel`: an exact dense Gaussian over pixel positions (separable).
+- :class:`GaussianKernel`: a dense Gaussian over pixel positions (separable, banded products).
 - :class:`WindowKernel`: a bilateral kernel restricted to a ``k x k`` window (ConvCRF's idea).
 - :class:`SymmetricNormalised`: ``D^-1/2 K D^-1/2`` around any of them (``D = K 1``), the
   normalisation of the dense CRF of Krähenbühl and Koltun.
@@ -29,6 +29,8 @@ from pseudolabel.refine.base import RefineState
 
 Tensor = torch.Tensor
 
+#: Points per chunk when locating their lattice simplices.
+_CHUNK = 32768
 #: Largest product of key ranges packed into one int64 code (else rows are hashed with unique).
 _MAX_CODE = 2**62
 
@@ -97,6 +99,50 @@ def refine_probabilities(state: RefineState, name: str,
     return state.replace(scores=np.ascontiguousarray(q, dtype=np.float32), ignore=ignore)
 
 
+def _enclosing_simplex(features: Tensor) -> tuple[Tensor, Tensor]:
+    """The lattice simplex around each point: (n, d+1, d) int64 vertex keys (first d coordinates
+    of each of the d+1 remainders) and (n, d+1) float64 barycentric weights.
+
+    Adams et al.'s elevation, nearest remainder-0 point and rank sort, vectorised over points.
+    """
+    n, d = features.shape
+    device = features.device
+    f = features.to(torch.float64)
+    # Elevate into the hyperplane sum(x) = 0 of R^(d+1), scaled so that the lattice's
+    # [1 2 1] blur approximates a unit Gaussian.
+    i = torch.arange(1, d + 1, dtype=torch.float64, device=device)
+    cf = f * ((d + 1) * math.sqrt(2.0 / 3.0) / torch.sqrt(i * (i + 1)))  # (N, d)
+    suffix = torch.flip(torch.cumsum(torch.flip(cf, [1]), 1), [1])  # sum_{j >= i} cf_j
+    suffix = torch.cat([suffix, torch.zeros(n, 1, dtype=f.dtype, device=device)], 1)
+    elevated = suffix - torch.cat([torch.zeros(n, 1, dtype=f.dtype, device=device),
+                                   i * cf], 1)  # (N, d+1)
+    # The nearest remainder-0 lattice point and the rank of each coordinate's residual.
+    v = elevated / (d + 1)
+    up, down = torch.ceil(v) * (d + 1), torch.floor(v) * (d + 1)
+    rem0 = torch.where(up - elevated < elevated - down, up, down)
+    total = torch.round(rem0.sum(1, keepdim=True) / (d + 1)).to(torch.int64)  # (N, 1)
+    # rank_i = #{j: res_j > res_i} + #{j < i: res_j == res_i} (a stable descending sort).
+    res = elevated - rem0
+    earlier = torch.ones(d + 1, d + 1, dtype=torch.bool, device=device).tril(-1)
+    rank = ((res[:, None, :] > res[:, :, None])
+            | ((res[:, None, :] == res[:, :, None]) & earlier)).sum(2)
+    too_high = (total > 0) & (rank >= d + 1 - total)
+    too_low = (total < 0) & (rank < -total)
+    rank = rank + total - (d + 1) * too_high + (d + 1) * too_low
+    rem0 = rem0 - (d + 1) * too_high + (d + 1) * too_low
+    # Barycentric weights of the d+1 vertices of the enclosing simplex.
+    delta = (elevated - rem0) / (d + 1)
+    bary = torch.zeros(n, d + 2, dtype=f.dtype, device=device)
+    bary.scatter_add_(1, d - rank, delta)
+    bary.scatter_add_(1, d - rank + 1, -delta)
+    bary[:, 0] += 1.0 + bary[:, d + 1]
+    # Vertex keys (first d coordinates): rem0 + canonical simplex offset of each remainder.
+    r = torch.arange(d + 1, device=device)[None, :, None]
+    rem0_int = torch.round(rem0).to(torch.int64)
+    keys = rem0_int[:, None, :d] + r - (d + 1) * (rank[:, None, :d] > d - r)  # (N, d+1, d)
+    return keys, bary[:, : d + 1]
+
+
 class PermutohedralLattice:
     """Approximate dense Gaussian filtering ``out_i = sum_j exp(-|f_i - f_j|^2 / 2) v_j``.
 
@@ -112,37 +158,10 @@ class PermutohedralLattice:
     def __init__(self, features: Tensor) -> None:
         n, d = features.shape
         device = features.device
-        f = features.to(torch.float64)
-        # Elevate into the hyperplane sum(x) = 0 of R^(d+1), scaled so that the lattice's
-        # [1 2 1] blur approximates a unit Gaussian.
-        i = torch.arange(1, d + 1, dtype=torch.float64, device=device)
-        cf = f * ((d + 1) * math.sqrt(2.0 / 3.0) / torch.sqrt(i * (i + 1)))  # (N, d)
-        suffix = torch.flip(torch.cumsum(torch.flip(cf, [1]), 1), [1])  # sum_{j >= i} cf_j
-        suffix = torch.cat([suffix, torch.zeros(n, 1, dtype=f.dtype, device=device)], 1)
-        elevated = suffix - torch.cat([torch.zeros(n, 1, dtype=f.dtype, device=device),
-                                       i * cf], 1)  # (N, d+1)
-        # The nearest remainder-0 lattice point and the rank of each coordinate's residual.
-        v = elevated / (d + 1)
-        up, down = torch.ceil(v) * (d + 1), torch.floor(v) * (d + 1)
-        rem0 = torch.where(up - elevated < elevated - down, up, down)
-        total = torch.round(rem0.sum(1, keepdim=True) / (d + 1)).to(torch.int64)  # (N, 1)
-        order = torch.argsort(-(elevated - rem0), dim=1, stable=True)
-        rank = torch.empty_like(order)
-        rank.scatter_(1, order, torch.arange(d + 1, device=device).expand(n, d + 1))
-        too_high = (total > 0) & (rank >= d + 1 - total)
-        too_low = (total < 0) & (rank < -total)
-        rank = rank + total - (d + 1) * too_high + (d + 1) * too_low
-        rem0 = rem0 - (d + 1) * too_high + (d + 1) * too_low
-        # Barycentric weights of the d+1 vertices of the enclosing simplex.
-        delta = (elevated - rem0) / (d + 1)
-        bary = torch.zeros(n, d + 2, dtype=f.dtype, device=device)
-        bary.scatter_add_(1, d - rank, delta)
-        bary.scatter_add_(1, d - rank + 1, -delta)
-        bary[:, 0] += 1.0 + bary[:, d + 1]
-        # Vertex keys (first d coordinates): rem0 + canonical simplex offset of each remainder.
-        r = torch.arange(d + 1, device=device)[None, :, None]
-        rem0_int = torch.round(rem0).to(torch.int64)
-        keys = rem0_int[:, None, :d] + r - (d + 1) * (rank[:, None, :d] > d - r)  # (N, d+1, d)
+        # Chunks of points keep the many small temporaries in cache.
+        parts = [_enclosing_simplex(chunk) for chunk in features.split(_CHUNK)]
+        keys = torch.cat([k for k, _ in parts])  # (N, d+1, d) int64
+        bary = torch.cat([b for _, b in parts])  # (N, d+1) float64
         flat = keys.reshape(-1, d)
         # Hash: pack each key into one int64 (margins leave room for the blur's neighbours).
         lo = flat.min(0).values - (d + 1)
@@ -151,27 +170,32 @@ class PermutohedralLattice:
         for k in range(d - 2, -1, -1):
             mult[k] = mult[k + 1] * int(span[k + 1])
         self._rows = None
-        if d == 0 or mult[0] * int(span[0]) >= _MAX_CODE:
-            uniq_keys, inverse = torch.unique(flat, dim=0, return_inverse=True)
-            self._rows = uniq_keys
-            self._code = None
+        self._code = None
+        if d == 0 or mult[0] * int(span[0]) >= _MAX_CODE:  # too wide to pack: hash rows
+            self._rows, ids = torch.unique(flat, dim=0, return_inverse=True)
         else:
             self._code = (lo, torch.tensor(mult, dtype=torch.int64, device=device))
-            codes = self._encode(flat)
-            uniq, inverse = torch.unique(codes, return_inverse=True)
-            self._uniq = uniq
-            uniq_keys = torch.stack([(uniq // m) % int(s) for m, s in zip(mult, span.tolist(), strict=True)],
-                                    1) + lo
+            ids = self._encode(flat)
+        # One sort gives the vertices (unique keys), each key's vertex and the keys by vertex.
+        sorted_ids, by_vertex = torch.sort(ids, stable=True)
+        uniq, vertex_sorted, counts = torch.unique_consecutive(
+            sorted_ids, return_inverse=True, return_counts=True)
+        inverse = torch.empty_like(vertex_sorted)
+        inverse[by_vertex] = vertex_sorted
+        self._uniq = uniq
+        if self._code is None:
+            uniq_keys = self._rows
+        else:
+            uniq_keys = torch.stack([(uniq // mk) % int(sk) for mk, sk in
+                                     zip(mult, span.tolist(), strict=True)], 1) + lo
         self.num_vertices = m = int(uniq_keys.shape[0])
-        # Splat and slice as sparse (N, M+1) / (M+1, N) matrices of barycentric weights (the
+        # Splat and slice as sparse (M+1, N) / (N, M+1) matrices of barycentric weights (the
         # extra vertex M is a zero row that missing neighbours point to during the blur).
+        flat_weights = bary.reshape(-1).to(torch.float32)
         index, order = inverse.reshape(n, d + 1).sort(1)
-        weights = bary[:, : d + 1].gather(1, order).to(torch.float32)
-        self.slice_matrix = _csr(index, weights, m + 1)
-        by_vertex = torch.argsort(index.reshape(-1), stable=True)
-        points = torch.arange(n, device=device).repeat_interleave(d + 1)[by_vertex]
-        counts = torch.bincount(index.reshape(-1), minlength=m + 1)
-        self.splat_matrix = _csr(points, weights.reshape(-1)[by_vertex], n,
+        self.slice_matrix = _csr(index, flat_weights.reshape(n, d + 1).gather(1, order), m + 1)
+        counts = torch.cat([counts, counts.new_zeros(1)])  # the zero row has no point
+        self.splat_matrix = _csr(by_vertex // (d + 1), flat_weights[by_vertex], n,
                                  crow=torch.cat([counts.new_zeros(1), counts.cumsum(0)]))
         # Neighbours of each vertex along each of the d+1 lattice directions (missing ones ->
         # the zero row m).
@@ -185,7 +209,10 @@ class PermutohedralLattice:
 
     def _encode(self, keys: Tensor) -> Tensor:
         lo, mult = self._code
-        return ((keys - lo) * mult).sum(1)
+        code = (keys[:, 0] - lo[0]) * mult[0]
+        for k in range(1, keys.shape[1]):
+            code += (keys[:, k] - lo[k]) * mult[k]
+        return code
 
     def _lookup(self, keys: Tensor) -> Tensor:
         """(M,) vertex index of each key row, or ``num_vertices`` where it is not in the lattice."""
@@ -193,8 +220,8 @@ class PermutohedralLattice:
             table, query = self._uniq, self._encode(keys)
         else:  # hash the rows of both sets together
             both = torch.cat([self._rows, keys])
-            _, inv = torch.unique(both, dim=0, return_inverse=True)
-            table, query = inv[: self.num_vertices], inv[self.num_vertices:]
+            _, ids = torch.unique(both, dim=0, return_inverse=True)
+            table, query = ids[: self.num_vertices], ids[self.num_vertices:]
         pos = torch.searchsorted(table, query).clamp_max(self.num_vertices - 1)
         return torch.where(table[pos] == query, pos, torch.full_like(pos, self.num_vertices))
 
@@ -225,45 +252,42 @@ def _csr(columns: Tensor, values: Tensor, num_columns: int, crow: Tensor | None 
                                        (crow.numel() - 1, num_columns), check_invariants=False)
 
 
-#: Up to this many pixels a side, :class:`GaussianKernel` multiplies by dense (H, H) and (W, W)
-#: matrices (fast BLAS, no truncation); larger images use separable convolutions.
-_DENSE_SIDE = 1024
-
-
 class GaussianKernel:
-    """Exact dense Gaussian over pixel positions: ``out_p = sum_q exp(-|p - q|^2 / (2 sigma^2)) x_q``.
+    """Dense Gaussian over pixel positions: ``out_p = sum_q exp(-|p - q|^2 / (2 sigma^2)) x_q``.
 
-    Separable: ``A_H x A_W`` with (H, H) and (W, W) Gaussian matrices (images up to
-    ``_DENSE_SIDE`` px a side), else two 1-D convolutions truncated at 4 sigma (zero outside).
+    Exact up to a truncation at 4 sigma (relative tail < 4e-4), zero outside the image.
+    Separable: each axis is a banded Toeplitz product computed block by block (``block`` rows
+    against ``block + 2r`` rows), i.e. a few small matrix multiplications instead of a
+    one-channel convolution.
     """
 
-    def __init__(self, size: tuple[int, int], sigma: float, device: torch.device | str = "cpu") -> None:
-        self.sigma = sigma
-        self.dense = max(size) <= _DENSE_SIDE
-        if self.dense:
-            self.rows, self.cols = (self._matrix(n, sigma, device) for n in size)
+    def __init__(self, size: tuple[int, int], sigma: float, device: torch.device | str = "cpu",
+                 block: int = 64) -> None:
+        self.radius = r = max(1, min(math.ceil(4.0 * sigma), max(size)))
+        self.blocks = [min(block, n) for n in size]
+        t = torch.arange(-r, r + 1, dtype=torch.float32, device=device)
+        taps = torch.exp(-0.5 * (t / sigma) ** 2)
+        self.bands = []
+        for b in self.blocks:  # (b, b + 2r): row i holds the taps at columns i .. i + 2r
+            band = torch.zeros(b, b + 2 * r, dtype=torch.float32, device=device)
+            cols = torch.arange(b, device=device)[:, None] + torch.arange(2 * r + 1, device=device)
+            band.scatter_(1, cols, taps.expand(b, -1).contiguous())
+            self.bands.append(band)
 
-    @staticmethod
-    def _matrix(n: int, sigma: float, device: torch.device | str) -> Tensor:
-        i = torch.arange(n, dtype=torch.float32, device=device)
-        return torch.exp(-0.5 * ((i[:, None] - i[None, :]) / sigma) ** 2)
+    def _along_rows(self, x: Tensor, band: Tensor, block: int) -> Tensor:
+        """Blur (C, H, W) along H with the (block, block + 2r) band."""
+        c, height, width = x.shape
+        r, nb = self.radius, -(-height // block)
+        padded = F.pad(x, (0, 0, r, nb * block - height + r))  # (C, nb*block + 2r, W)
+        windows = padded.unfold(1, block + 2 * r, block)  # (C, nb, W, block + 2r)
+        out = windows @ band.T  # (C, nb, W, block)
+        return out.permute(0, 1, 3, 2).reshape(c, nb * block, width)[:, :height]
 
     def __call__(self, x: Tensor) -> Tensor:
         """Filter (C, H, W) -> (C, H, W)."""
-        if self.dense:
-            return self.rows @ x @ self.cols
-        return gaussian_blur(x, self.sigma)
-
-
-def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """Dense Gaussian of (C, H, W) maps truncated at 4 sigma (zero outside), as 1-D convolutions."""
-    height, width = x.shape[1:]
-    radius = max(1, min(math.ceil(4.0 * sigma), max(height, width)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    taps = torch.exp(-0.5 * (t / sigma) ** 2)
-    out = F.conv2d(x[:, None], taps.view(1, 1, 1, -1), padding=(0, radius))
-    out = F.conv2d(out, taps.view(1, 1, -1, 1), padding=(radius, 0))
-    return out[:, 0]
+        x = self._along_rows(x, self.bands[0], self.blocks[0])
+        x = self._along_rows(x.transpose(1, 2), self.bands[1], self.blocks[1])
+        return x.transpose(1, 2).contiguous()
 
 
 def window_offsets(window: int) -> list[tuple[int, int]]:

@@ -127,19 +127,16 @@ def test_lattice_of_identical_points_is_exact() -> None:
     torch.testing.assert_close(out / norm, values.mean(0)[:, None, None].expand(2, 4, 5))
 
 
-@pytest.mark.parametrize("dense", [True, False])
-def test_gaussian_kernel_is_the_exact_dense_kernel(dense: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both paths: dense separable matrices, and 1-D convolutions (truncated at 4 sigma)."""
-    if not dense:
-        monkeypatch.setattr(_filters, "_DENSE_SIDE", 0)
+@pytest.mark.parametrize(("size", "sigma", "block"), [((9, 11), 2.0, 64), ((9, 11), 1.0, 4),
+                                                    ((13, 7), 3.0, 5), ((6, 6), 40.0, 64)])
+def test_gaussian_kernel_is_the_dense_kernel(size: tuple[int, int], sigma: float, block: int) -> None:
+    """Banded blocks (several and partial ones) give the dense Gaussian (truncated at 4 sigma)."""
     rng = np.random.default_rng(2)
-    x = rng.random((2, 9, 11)).astype(np.float32)
-    image = np.zeros((9, 11, 3))
-    k = naive_kernel(naive_features(image, 2.0, None))
-    want = (x.reshape(2, -1) @ k.T).reshape(2, 9, 11)
-    kernel = GaussianKernel((9, 11), 2.0)
-    assert kernel.dense == dense
-    np.testing.assert_allclose(kernel(torch.from_numpy(x)).numpy(), want, rtol=1e-4, atol=1e-4)
+    x = rng.random((2, *size)).astype(np.float32)
+    k = naive_kernel(naive_features(np.zeros((*size, 3)), sigma, None))
+    want = (x.reshape(2, -1) @ k.T).reshape(2, *size)
+    got = GaussianKernel(size, sigma, block=block)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * want.max())
 
 
 def test_window_kernel_is_the_bilateral_kernel_within_the_window() -> None:
