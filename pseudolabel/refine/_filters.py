@@ -72,6 +72,16 @@ def pixel_grid(height: int, width: int, device: torch.device | str = "cpu") -> T
     return torch.stack([xs, ys])
 
 
+def check_device(device: str) -> None:
+    """ValueError (one line) unless ``device`` names a torch device usable here."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available here (use device=cpu)")
+
+
 def uniform_where_ignored(probs: Tensor, ignore: np.ndarray) -> Tensor:
     """(C, H, W) probabilities with ignored pixels made uniform (they carry no evidence)."""
     if not ignore.any():

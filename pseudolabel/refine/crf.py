@@ -35,6 +35,7 @@ from pseudolabel.refine._filters import (
     SymmetricNormalised,
     Tensor,
     WindowKernel,
+    check_device,
     image_tensor,
     lattice_filter,
     pixel_grid,
@@ -200,6 +201,7 @@ class Crf(Refiner):
 
         def __post_init__(self) -> None:
             super().__post_init__()
+            check_device(self.device)
             if self.backend == "pydensecrf" and not pydensecrf_available():
                 raise ValueError("backend=pydensecrf needs pydensecrf2 (pip install pydensecrf2)")
 

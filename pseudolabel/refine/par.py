@@ -26,6 +26,7 @@ from torch import nn
 
 from pseudolabel.refine._filters import (
     Tensor,
+    check_device,
     image_tensor,
     probabilities,
     refine_probabilities,
@@ -147,6 +148,10 @@ class Par(Refiner):
         device: str = field(default="cpu", metadata={"help": "torch device"})
         fill_ignore: bool = field(
             default=False, metadata={"help": "label ignored (255) pixels too instead of keeping them 255"})
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            check_device(self.device)
 
     def refine(self, state: RefineState) -> RefineState:
         p = self.params

@@ -282,7 +282,8 @@ def test_refiner_without_image_is_a_clear_error(name: str) -> None:
         create_refiner(name).refine(state)
 
 
-@pytest.mark.parametrize("spec", ["crf:window=4", "crf:srgb=0", "crf:mode=dense", "par:dilations=[0]"])
+@pytest.mark.parametrize("spec", ["crf:window=4", "crf:srgb=0", "crf:mode=dense", "par:dilations=[0]",
+                                  "crf:device=gpu", "par:device=tpu"])
 def test_bad_parameters_are_bad_input(spec: str) -> None:
     with pytest.raises(BadInputError):
         create_refiner(spec)
