@@ -13,8 +13,7 @@ Mode = Literal["single", "teacher-student", "co-training"]
 
 # Options that may change between a run and its --resume without changing what is computed
 # (more epochs extends the run; the others only change where and how fast it runs).
-RESUMABLE_KEYS = frozenset({"epochs", "num_workers", "device", "resume", "overwrite",
-                            "skip_bad", "teacher_checkpoint"})
+RESUMABLE_KEYS = frozenset({"epochs", "num_workers", "device", "resume", "overwrite"})
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def check_positives(index: DatasetIndex) -> None:
     empty = [c for c, n in zip(index.classes, counts, strict=True) if n == 0]
     if empty:
         source = index.root / "labels.csv"
+        if not source.is_file():
+            source = index.root / "Annotations"
         raise BadInputError(
             f"class(es) {', '.join(empty)} have no positive image in split "
             f"{index.split or 'all'!r} ({len(index)} images)", path=source,

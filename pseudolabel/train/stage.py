@@ -118,8 +118,8 @@ def _train(cfg: TrainConfig, data: TrainData, root: Path, out: Path, info: DistI
     use_amp = cfg.amp and device.type == "cuda"
     batches = math.ceil(math.ceil(len(data.train) / info.world_size) / cfg.batch_size)
     steps_per_epoch = math.ceil(batches / cfg.accumulate)
-    meta = {"mode": cfg.mode, "config": to_dict(cfg), "student": cfg.student,
-            "teacher": cfg.teacher if cfg.two_models else None}
+    meta = {"mode": cfg.mode, "config": to_dict(cfg),
+            **{role: net.classifier.model_name for role, net in nets.items()}}
     start_phase = state["phase"] if state else 0
 
     for pi, phase in enumerate(make_phases(cfg)):

@@ -41,5 +41,11 @@ def make_toy_dataset(root: Path, n: int = 12, size: int = 40, seed: int = 0,
 
 
 @pytest.fixture(scope="session")
+def make_toy():
+    """The toy data set maker, for tests that need their own variant."""
+    return make_toy_dataset
+
+
+@pytest.fixture(scope="session")
 def toy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_toy_dataset(tmp_path_factory.mktemp("toy"))

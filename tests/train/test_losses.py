@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -143,7 +144,7 @@ def test_lr_schedule_warmup_then_cosine_to_floor() -> None:
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert f[10] == pytest.approx(1.0) and f[100] == pytest.approx(0.01)
     assert f[55] == pytest.approx(0.01 + 0.99 * 0.5, rel=1e-6)
-    assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(f[10:]))
     assert lr_factor(50, 100, 0, "poly", 0.0) == pytest.approx(0.5**0.9)
 
 
@@ -152,7 +153,7 @@ def test_augment_is_deterministic_and_crops_inside_the_image() -> None:
     gen = torch.Generator().manual_seed(3)
     for _ in range(50):
         top, left, h, w = crop_box(30, 50, cfg, gen)
-        assert 0 <= top and top + h <= 30 and 0 <= left and left + w <= 50
+        assert top >= 0 and top + h <= 30 and left >= 0 and left + w <= 50
         assert 0.25 * 1500 <= h * w <= 0.65 * 1500
     img = torch.rand(3, 30, 50)
     a = augment(img, 16, cfg, torch.Generator().manual_seed(5))

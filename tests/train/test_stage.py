@@ -15,12 +15,12 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from cli_helpers import assert_one_line_error
-from conftest import make_toy_dataset
 from pseudolabel.cli.main import cli
 from pseudolabel.models import load_checkpoint, load_run
 from pseudolabel.train import TrainConfig, run
 from pseudolabel.train import stage as stage_module
+
+from cli_helpers import assert_one_line_error
 
 TINY = ["--student", "test_resnet", "--teacher", "test_vit", "--image-size", "32",
         "--batch-size", "4", "--num-workers", "0", "--device", "cpu"]
@@ -36,11 +36,11 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def test_cli_teacher_student_writes_the_run_folder(tmp_path: Path) -> None:
+def test_cli_teacher_student_writes_the_run_folder(tmp_path: Path, make_toy) -> None:
     try:
         from pseudolabel.data.demo import make_demo_data
     except ImportError:  # pragma: no cover - demo data not there yet
-        root = make_toy_dataset(tmp_path / "data")
+        root = make_toy(tmp_path / "data")
     else:
         root = make_demo_data(tmp_path / "data", n_images=10, size=48, seed=0)
     out = tmp_path / "run"
@@ -164,8 +164,8 @@ def test_ddp_two_processes_on_cpu(tmp_path: Path, toy_root: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ bad input
-def test_class_without_positive_image(tmp_path: Path) -> None:
-    root = make_toy_dataset(tmp_path / "d", n=6, classes=("red", "blue", "ghost"))
+def test_class_without_positive_image(tmp_path: Path, make_toy) -> None:
+    root = make_toy(tmp_path / "d", n=6, classes=("red", "blue", "ghost"))
     result = _invoke(str(root), "--out", str(tmp_path / "run"), *TINY)
     assert_one_line_error(result, "ghost", "labels.csv")
 
