@@ -82,19 +82,29 @@ def main() -> None:
     table = methods()
     print(f"CPU, torch threads={args.threads}, {args.images} images per size, 10 mean-field "
           "iterations (CRF defaults 3/3, 80/13/10), PAR defaults")
+    oracle = table.get("pydensecrf2 (C++)")
     header = f"{'method':24s}" + "".join(f" | {s:>4d} px img/s | {s:>4d} px mIoU" for s in sizes)
+    if oracle is not None:
+        header += " | same label as pydensecrf2"
     print(header)
     print("-" * len(header))
     data = {s: [synthetic(s, seed) for seed in range(args.images)] for s in sizes}
+    reference = {s: [oracle(image, probs).argmax(0) for image, probs, _ in data[s]]
+                 for s in sizes} if oracle is not None else {}
     for name, fn in table.items():
         row = f"{name:24s}"
+        agree = []
         for s in sizes:
             fn(*data[s][0][:2])  # warm-up
             start = time.perf_counter()
-            scores = [miou(fn(image, probs).argmax(0), truth) for image, probs, truth in data[s]]
+            labels = [fn(image, probs).argmax(0) for image, probs, _ in data[s]]
             rate = len(data[s]) / (time.perf_counter() - start)
+            scores = [miou(pred, truth) for pred, (_, _, truth) in zip(labels, data[s], strict=True)]
             rate_text = "-" if name.startswith("input") else f"{rate:8.2f}"
             row += f" | {rate_text:>15s} | {100 * np.mean(scores):12.1f}"
+            agree += [float((a == b).mean()) for a, b in zip(labels, reference.get(s, []), strict=False)]
+        if agree:
+            row += f" | {100 * np.mean(agree):25.2f}%"
         print(row)
 
 
