@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sizes", default="160,512")
-    parser.add_argument("--images", type=int, default=64, help="images per store")
+    parser.add_argument("--images", type=int, default=48, help="images per store")
     parser.add_argument("--chains", default=None,
                         help="';'-separated chains of '>'-separated specs (default: each "
                              "registered refiner, gmm:input=cam+color and fusion>gmm)")
