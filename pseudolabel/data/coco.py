@@ -9,6 +9,7 @@ a picklable reader that parses the instances file once per process. Crowd region
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -129,6 +130,31 @@ def _image_id(file_name: str) -> str:
     return os.path.splitext(file_name.replace("\\", "/"))[0]
 
 
+def _build_index(data: dict[str, Any], categories: tuple[tuple[int, int], ...]
+                 ) -> dict[str, tuple[int, int, list[dict[str, Any]]]]:
+    """id -> (height, width, annotations of known categories) of a parsed instances file."""
+    known = dict(categories)
+    by_coco_id = {}
+    by_id: dict[str, tuple[int, int, list[dict[str, Any]]]] = {}
+    for img in data["images"]:
+        entry: tuple[int, int, list[dict[str, Any]]] = (
+            int(img.get("height", 0)), int(img.get("width", 0)), [])
+        by_coco_id[img.get("id")] = entry
+        by_id.setdefault(_image_id(str(img.get("file_name", ""))), entry)
+    for ann in data.get("annotations") or []:
+        entry = by_coco_id.get(ann.get("image_id"))
+        if entry is not None and ann.get("category_id") in known:
+            entry[2].append(ann)
+    return by_id
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_index(path: str, mtime_ns: int, categories: tuple[tuple[int, int], ...]
+                  ) -> dict[str, tuple[int, int, list[dict[str, Any]]]]:
+    del mtime_ns  # part of the cache key only: a changed file is parsed again
+    return _build_index(_read_json(Path(path)), categories)
+
+
 class CocoMasks:
     """Ground-truth reader of a COCO instances file: ``reader(sample) -> (H, W) uint8``.
 
@@ -146,20 +172,12 @@ class CocoMasks:
         return {"path": self.path, "category_index": self.category_index, "_by_id": None}
 
     def index(self, data: dict[str, Any] | None = None) -> dict[str, tuple[int, int, list]]:
-        """id -> (height, width, annotations), built from ``data`` or the file (once)."""
+        """id -> (height, width, annotations), from ``data`` or the file (parsed once a process:
+        a pool pickles the reader with every task, the parse is cached by path and mtime)."""
         if self._by_id is None:
-            data = data if data is not None else _read_json(self.path)
-            by_coco_id = {}
-            by_id: dict[str, tuple[int, int, list]] = {}
-            for img in data["images"]:
-                entry = (int(img.get("height", 0)), int(img.get("width", 0)), [])
-                by_coco_id[img.get("id")] = entry
-                by_id.setdefault(_image_id(str(img.get("file_name", ""))), entry)
-            for ann in data.get("annotations") or []:
-                entry = by_coco_id.get(ann.get("image_id"))
-                if entry is not None and ann.get("category_id") in self.category_index:
-                    entry[2].append(ann)
-            self._by_id = by_id
+            cats = tuple(sorted(self.category_index.items()))
+            self._by_id = (_build_index(data, cats) if data is not None else
+                           _cached_index(str(self.path), self.path.stat().st_mtime_ns, cats))
         return self._by_id
 
     def __call__(self, sample: Sample) -> np.ndarray:

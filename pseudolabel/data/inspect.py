@@ -167,7 +167,8 @@ def inspect_dataset(dataset: DatasetIndex, config: InspectConfig = InspectConfig
     cooc = labels.T @ labels
     problems = list(dataset.problems)
     masks = 0
-    check = _CheckChunk(dataclasses.replace(dataset, samples=(), problems=()), config.decode)
+    gt_only = dataclasses.replace(dataset, samples=(), problems=(), skipped=())
+    check = _CheckChunk(gt_only, config.decode)
     chunks = list(chunked(dataset.samples, config.chunk_size))
     with progress(total=len(dataset), desc="inspect", unit="img") as bar:
         for results in imap_ordered(check, chunks, config.workers):

@@ -244,7 +244,8 @@ def evaluate(mask_dir: str | Path, dataset: DatasetIndex,
         raise BadInputError("the data set has no ground-truth masks", path=dataset.root,
                             fix="put them in ROOT/SegmentationClass/<id>.png")
     classes = ("background", *dataset.classes)
-    job = _Job(mask_dir.resolve(), dataclasses.replace(dataset, samples=(), problems=()),
+    gt_only = dataclasses.replace(dataset, samples=(), problems=(), skipped=())
+    job = _Job(mask_dir.resolve(), gt_only,
                len(classes))
     acc = ConfusionAccumulator(len(classes))
     worst = _Worst(config.worst)
