@@ -29,6 +29,8 @@ from pseudolabel.cli.options import config_option, device_option, skip_bad_optio
 @click.option("--shard", default=None, metavar="I/N",
               help="Compute only part I of N (0-based) for several GPUs or machines; the store "
                    "is merged when every part is done.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=None,
+              help="Images per shard file: a kill loses at most one shard (default: 256).")
 @click.option("--merge", is_flag=True, default=None,
               help="Only merge the finished parts of a sharded run into CAMS.h5.")
 @click.option("--models", default=None, metavar="student,teacher",
@@ -40,7 +42,7 @@ from pseudolabel.cli.options import config_option, device_option, skip_bad_optio
 @skip_bad_option
 @config_option
 def command(root, run_dir, out, split, method, layers, scales, flip, batch_size, device, shard,
-            merge, models, all_classes, workers, skip_bad, config) -> None:
+            shard_size, merge, models, all_classes, workers, skip_bad, config) -> None:
     """Write the CAMs of every image of ROOT (its --split) into the HDF5 store --out.
 
     \b
@@ -54,7 +56,8 @@ def command(root, run_dir, out, split, method, layers, scales, flip, batch_size,
     from pseudolabel.config import replace
 
     cfg = replace(MakeCamsConfig(), split=split, method=method, layers=layers, scales=scales,
-                  flip=flip, batch_size=batch_size, device=device, shard=shard, merge=merge,
+                  flip=flip, batch_size=batch_size, device=device, shard=shard,
+                  shard_size=shard_size, merge=merge,
                   models=models, all_classes=all_classes, workers=workers,
                   skip_bad=skip_bad or None)
     path = run(cfg, root, run_dir, out)
