@@ -4,7 +4,7 @@ from pseudolabel.evaluate.metrics import (
     ConfusionAccumulator,
     confusion_matrix,
     foreground_iou,
-    joint_histogram,
+    label_pair_counts,
     metrics_from_confusion,
 )
 from pseudolabel.evaluate.stage import EvalResult, EvaluateConfig, evaluate, run
@@ -16,7 +16,7 @@ __all__ = [
     "confusion_matrix",
     "evaluate",
     "foreground_iou",
-    "joint_histogram",
+    "label_pair_counts",
     "metrics_from_confusion",
     "run",
 ]

@@ -37,16 +37,24 @@ def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int,
     return np.bincount(g * c + p, minlength=c * c).reshape(c, c).astype(np.int64)
 
 
-def joint_histogram(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(256, 256) int64 counts of (gt value, pred value) pairs of two uint8 maps of one shape.
+def label_pair_counts(pred: np.ndarray, gt: np.ndarray, num_classes: int,
+                      ignore: int = IGNORE) -> np.ndarray:
+    """(C + 2, C + 2) int64 counts of (gt, pred) pairs of two uint8 maps of one shape.
 
-    One bincount over all pixels, no masking: the confusion matrix is its top-left corner, the
-    ignore row/column and out-of-range values are read off the rest.
+    Index ``C`` stands for ``ignore``, ``C + 1`` for any other value outside ``0..C-1`` (bad
+    input): the confusion matrix is the top-left (C, C) block; the rest gives coverage counts and
+    out-of-range checks. Two table lookups and one small bincount, no masking.
     """
     if pred.dtype != np.uint8 or gt.dtype != np.uint8:
-        raise TypeError("joint_histogram takes uint8 maps")
-    codes = gt.reshape(-1).astype(np.int32) << 8 | pred.reshape(-1)
-    return np.bincount(codes, minlength=1 << 16).reshape(256, 256).astype(np.int64)
+        raise TypeError("label_pair_counts takes uint8 maps")
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in shape")
+    c = int(num_classes)
+    lut = np.full(256, c + 1, dtype=np.intp)
+    lut[:c] = np.arange(c)
+    lut[ignore] = c
+    codes = lut[gt.reshape(-1)] * (c + 2) + lut[pred.reshape(-1)]
+    return np.bincount(codes, minlength=(c + 2) ** 2).reshape(c + 2, c + 2)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 One dataset-level confusion matrix (ground truth 255 ignored; predictions 255 left out of the
 matrix and counted as "not covered"), streamed over the images in chunks, in worker processes
-when ``workers > 1``. Per image only a (256, 256) histogram is made (one bincount), from which
-the confusion matrix, the coverage counts and the out-of-range checks are read.
+when ``workers > 1``. Per image one small bincount of (gt, pred) pairs is made (values mapped through a lookup table,
+255 and out-of-range values to two extra bins), from which the confusion matrix, the coverage
+counts and the out-of-range checks are read.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pseudolabel.evaluate.metrics import (
     IGNORE,
     ConfusionAccumulator,
     foreground_iou,
-    joint_histogram,
+    label_pair_counts,
 )
 from pseudolabel.io import atomic_write, output_path
 from pseudolabel.progress import chunked, progress
@@ -157,15 +158,19 @@ class _ChunkResult:
     issues: list[tuple[str, str, str, str | None, str | None]] = field(default_factory=list)
 
 
-def _values(hist_1d: np.ndarray, lo: int, hi: int) -> list[int]:
-    return (np.flatnonzero(hist_1d[lo:hi]) + lo).tolist()
+def _outside(values: np.ndarray, c: int) -> list[int]:
+    """The distinct values of a uint8 map that are neither 0..c-1 nor 255 (error messages)."""
+    u = np.unique(values)
+    return u[(u >= c) & (u != IGNORE)].tolist()
 
 
-def score_image(job: _Job, sample: Sample) -> tuple[np.ndarray, int, int]:
-    """(C, C) confusion, gt-valid pixels and covered pixels of one image; BadInputError if bad."""
-    path = output_path(job.mask_dir, sample.id, MASK_SUFFIX)
+def score_image(job: _Job, sample: Sample, path: Path) -> tuple[np.ndarray, int, int]:
+    """(C, C) confusion, gt-valid and covered pixel counts of the mask ``path`` of ``sample``.
+
+    Raises :class:`BadInputError` for a missing ground truth, another size, values outside
+    0..C-1 and 255 in the mask or the ground truth.
+    """
     gt = job.gt.read_gt(sample)
-    gt_path = sample.mask or job.gt.root
     if gt is None:
         raise BadInputError(f"image {sample.id!r} has no ground-truth mask",
                             path=job.gt.root / "SegmentationClass" / f"{sample.id}.png",
@@ -177,30 +182,29 @@ def score_image(job: _Job, sample: Sample) -> tuple[np.ndarray, int, int]:
             f"{gt.shape[1]}x{gt.shape[0]}", path=path,
             fix="masks must have the image's size: remake them with pseudolabel refine")
     c = job.num_classes
-    hist = joint_histogram(pred, gt)
-    bad_pred = _values(hist.sum(axis=0), c, IGNORE)
-    if bad_pred:
-        raise BadInputError(f"mask holds values {bad_pred[:5]} outside 0..{c - 1} and 255",
-                            path=path, fix=f"the data set has {c - 1} classes: remake the masks "
-                                           "for this data set")
-    bad_gt = _values(hist.sum(axis=1), c, IGNORE)
-    if bad_gt:
-        raise BadInputError(f"ground truth holds values {bad_gt[:5]} outside 0..{c - 1} and 255",
-                            path=gt_path, fix="fix the mask or add the classes to classes.txt")
-    cm = hist[:c, :c].copy()
-    return cm, int(hist[:c].sum()), int(cm.sum())
+    counts = label_pair_counts(pred, gt, c)  # (c + 2, c + 2): c = ignore, c + 1 = bad value
+    if counts[:, c + 1].any():
+        raise BadInputError(f"mask holds values {_outside(pred, c)[:5]} outside 0..{c - 1} "
+                            "and 255", path=path,
+                            fix=f"the data set has {c - 1} classes: remake the masks for it")
+    if counts[c + 1].any():
+        raise BadInputError(f"ground truth holds values {_outside(gt, c)[:5]} outside "
+                            f"0..{c - 1} and 255", path=sample.mask or job.gt.root,
+                            fix="fix the mask or add the classes to classes.txt")
+    cm = counts[:c, :c].copy()
+    return cm, int(counts[:c].sum()), int(cm.sum())
 
 
 def _score_chunk(job: _Job, samples: Sequence[Sample]) -> _ChunkResult:
     out = _ChunkResult(np.zeros((job.num_classes, job.num_classes), np.int64))
     for sample in samples:
-        if not output_path(job.mask_dir, sample.id, MASK_SUFFIX).is_file():
-            out.issues.append((sample.id, "missing", "no mask for this image",
-                               str(output_path(job.mask_dir, sample.id, MASK_SUFFIX)),
+        path = output_path(job.mask_dir, sample.id, MASK_SUFFIX)
+        if not path.is_file():
+            out.issues.append((sample.id, "missing", "no mask for this image", str(path),
                                "run refine on the same split, or pass --allow-missing"))
             continue
         try:
-            cm, valid, covered = score_image(job, sample)
+            cm, valid, covered = score_image(job, sample, path)
         except BadInputError as exc:
             out.issues.append((sample.id, "bad", exc.message,
                                None if exc.path is None else str(exc.path), exc.fix))
@@ -245,8 +249,7 @@ def evaluate(mask_dir: str | Path, dataset: DatasetIndex,
                             fix="put them in ROOT/SegmentationClass/<id>.png")
     classes = ("background", *dataset.classes)
     gt_only = dataclasses.replace(dataset, samples=(), problems=(), skipped=())
-    job = _Job(mask_dir.resolve(), gt_only,
-               len(classes))
+    job = _Job(mask_dir.resolve(), gt_only, len(classes))
     acc = ConfusionAccumulator(len(classes))
     worst = _Worst(config.worst)
     missing: list[str] = []

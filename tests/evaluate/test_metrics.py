@@ -13,7 +13,7 @@ from pseudolabel.evaluate import (
     ConfusionAccumulator,
     confusion_matrix,
     foreground_iou,
-    joint_histogram,
+    label_pair_counts,
     metrics_from_confusion,
 )
 
@@ -66,14 +66,18 @@ def test_confusion_matrix_matches_a_naive_loop_on_tiny_arrays() -> None:
                                                    ignore=None), naive_confusion(p, g, 3))
 
 
-def test_joint_histogram_holds_the_confusion_matrix() -> None:
+def test_label_pair_counts_hold_the_confusion_matrix_and_the_extra_bins() -> None:
     pred, gt = random_maps(4, 5)
-    hist = joint_histogram(pred, gt)
-    assert hist.shape == (256, 256) and hist.sum() == pred.size
-    np.testing.assert_array_equal(hist[:5, :5], confusion_matrix(pred, gt, 5))
-    assert hist[255].sum() == (gt == 255).sum() and hist[:, 255].sum() == (pred == 255).sum()
+    gt[0, 0, :3] = 7  # out-of-range values land in the last bin
+    pred[1, 2, :2] = 200
+    counts = label_pair_counts(pred, gt, 5)
+    assert counts.shape == (7, 7) and counts.sum() == pred.size
+    keep = (gt < 5) & (pred < 5)
+    np.testing.assert_array_equal(counts[:5, :5], confusion_matrix(pred[keep], gt[keep], 5))
+    assert counts[5].sum() == (gt == 255).sum() and counts[:, 5].sum() == (pred == 255).sum()
+    assert counts[6].sum() == 3 and counts[:, 6].sum() == 2
     with pytest.raises(TypeError):
-        joint_histogram(pred.astype(np.int32), gt)
+        label_pair_counts(pred.astype(np.int32), gt, 5)
 
 
 def test_bad_values_and_shapes_are_errors() -> None:
