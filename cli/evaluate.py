@@ -14,7 +14,8 @@ from pseudolabel.cli.options import config_option, skip_bad_option
 @click.option("--coco", type=click.Path(dir_okay=False),
               help="COCO instances.json as ground truth (instead of --gt); needs --images.")
 @click.option("--images", type=click.Path(file_okay=False), help="Image folder of --coco.")
-@click.option("--split", default=None, help="Split of the root (default: every image).")
+@click.option("--split", default=None,
+              help="Split of the root (default: every image); with --coco a file of image ids.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
               help="Write the scores and the resolved options to this JSON file.")
 @click.option("--worst", default=0, show_default=True, type=click.IntRange(min=0),

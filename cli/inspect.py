@@ -9,7 +9,8 @@ from pseudolabel.cli.options import config_option
 
 @click.command("inspect")
 @click.argument("root", required=False, type=click.Path(file_okay=False))
-@click.option("--split", default=None, help="Split to inspect (default: every image).")
+@click.option("--split", default=None,
+              help="Split to inspect (default: every image); with --coco a file of image ids.")
 @click.option("--coco", type=click.Path(dir_okay=False),
               help="COCO instances.json (instead of ROOT); needs --images.")
 @click.option("--images", type=click.Path(file_okay=False), help="Image folder of --coco.")

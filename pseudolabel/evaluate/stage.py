@@ -2,9 +2,9 @@
 
 One dataset-level confusion matrix (ground truth 255 ignored; predictions 255 left out of the
 matrix and counted as "not covered"), streamed over the images in chunks, in worker processes
-when ``workers > 1``. Per image one small bincount of (gt, pred) pairs is made (values mapped through a lookup table,
-255 and out-of-range values to two extra bins), from which the confusion matrix, the coverage
-counts and the out-of-range checks are read.
+when ``workers > 1``. Per image one small bincount of (gt, pred) pairs is made (values go
+through a lookup table; 255 and out-of-range values get two extra bins), from which the
+confusion matrix, the coverage counts and the out-of-range checks are read.
 """
 
 from __future__ import annotations
