@@ -61,6 +61,8 @@ def methods() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
             image, probs, CrfParams(mode="window")).numpy(),
         "crf mode=window (5)": lambda image, probs: dense_crf(
             image, probs, CrfParams(mode="window", window=5)).numpy(),
+        "crf window (11) down 4": lambda image, probs: dense_crf(
+            image, probs, CrfParams(mode="window", downsample=4)).numpy(),
     }
     if pydensecrf_available():
         out["pydensecrf2 (C++)"] = lambda image, probs: dense_crf_pydensecrf(image, probs, CrfParams())

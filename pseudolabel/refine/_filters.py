@@ -1,11 +1,13 @@
 """Filtering building blocks shared by the ``crf`` and ``par`` refiners (torch, CPU or CUDA).
 
 - :class:`PermutohedralLattice`: the dense high-dimensional Gaussian filter of Adams et al.
-  (2010) as vectorised tensor code: splat with ``index_add_``, the lattice hashed by sorting
-  integer keys (``torch.unique`` + ``searchsorted``), a [1 2 1] blur along each lattice
-  direction as gathers, slice as a weighted gather. No compiler needed.
+  (2010) as vectorised tensor code: the lattice hashed by sorting integer-packed keys (one
+  sort + ``unique_consecutive``, neighbours found with ``searchsorted``), splat and slice as
+  sparse CSR matrix products, a [1 2 1] blur along each lattice direction as gathers.
+  No compiler needed.
 - :class:`GaussianKernel`: a dense Gaussian over pixel positions (separable, banded products).
-- :class:`WindowKernel`: a bilateral kernel restricted to a ``k x k`` window (ConvCRF's idea).
+- :class:`WindowKernel`: a bilateral kernel restricted to a ``k x k`` window (ConvCRF's idea),
+  optionally on a grid downsampled by an integer factor (:class:`Downsampled`).
 - :class:`SymmetricNormalised`: ``D^-1/2 K D^-1/2`` around any of them (``D = K 1``), the
   normalisation of the dense CRF of Krähenbühl and Koltun.
 - :func:`shifted_views`: the neighbours of every pixel at given offsets (replicate border).
@@ -342,6 +344,26 @@ class WindowKernel:
         for w, (dy, dx) in zip(self.weights, self.offsets, strict=True):
             out.addcmul_(w, padded[:, r + dy: r + dy + height, r + dx: r + dx + width])
         return out
+
+
+class Downsampled:
+    """Run a kernel on a coarser grid: average-pool by ``factor``, filter, bilinear upsample.
+
+    ConvCRF's ``blur``: the message passing costs ``factor^2`` less; ``kernel`` maps
+    (C, h, w) -> (C, h, w) on the pooled grid ``h = ceil(H / factor)``.
+    """
+
+    def __init__(self, kernel: Callable[[Tensor], Tensor], size: tuple[int, int], factor: int) -> None:
+        self.kernel, self.size, self.factor = kernel, size, factor
+
+    @staticmethod
+    def pool(x: Tensor, factor: int) -> Tensor:
+        """(C, H, W) -> (C, ceil(H / f), ceil(W / f)) block means (partial blocks at the end)."""
+        return F.avg_pool2d(x[None], factor, ceil_mode=True, count_include_pad=False)[0]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = self.kernel(self.pool(x, self.factor))
+        return F.interpolate(out[None], size=self.size, mode="bilinear", align_corners=False)[0]
 
 
 def lattice_filter(features: Tensor) -> Callable[[Tensor], Tensor]:

@@ -10,6 +10,7 @@ from scipy.ndimage import gaussian_filter
 from pseudolabel.errors import BadInputError
 from pseudolabel.refine import RefineState, _filters, create_refiner, initial_state, to_mask
 from pseudolabel.refine._filters import (
+    Downsampled,
     GaussianKernel,
     PermutohedralLattice,
     SymmetricNormalised,
@@ -18,6 +19,7 @@ from pseudolabel.refine._filters import (
     lattice_filter,
     pixel_grid,
 )
+from pseudolabel.refine.base import resize_matrix
 from pseudolabel.refine.crf import CrfParams, dense_crf, dense_crf_pydensecrf, pydensecrf_available
 
 needs_pydensecrf = pytest.mark.skipif(not pydensecrf_available(),
@@ -153,6 +155,30 @@ def test_window_kernel_is_the_bilateral_kernel_within_the_window() -> None:
     np.testing.assert_allclose(kernel(torch.from_numpy(x)).numpy(), want, rtol=1e-4, atol=1e-5)
 
 
+def test_downsampled_window_is_pool_filter_upsample() -> None:
+    """``U K P``: block means (numpy), the window kernel on the pooled grid, bilinear upsampling
+    (base.resize_matrix, itself checked against torch in test_base)."""
+    rng = np.random.default_rng(12)
+    image = rng.integers(0, 256, (10, 13, 3)).astype(np.float32)
+    x = rng.random((2, 10, 13)).astype(np.float32)
+    f, (h, w) = 3, (4, 5)  # ceil(10 / 3), ceil(13 / 3)
+
+    def pool(a: np.ndarray) -> np.ndarray:
+        out = np.zeros((a.shape[0], h, w), np.float64)
+        for i in range(h):
+            for j in range(w):
+                out[:, i, j] = a[:, i * f:(i + 1) * f, j * f:(j + 1) * f].mean(axis=(1, 2))
+        return out
+
+    small = pool(image.transpose(2, 0, 1)).transpose(1, 2, 0)
+    k = naive_kernel(naive_features(small, 2.0 / f, 40.0))  # window 9 covers the 4x5 grid
+    filtered = (pool(x).reshape(2, -1) @ k.T).reshape(2, h, w)
+    want = resize_matrix(h, 10) @ filtered @ resize_matrix(w, 13).T
+    kernel = WindowKernel(Downsampled.pool(image_tensor(image) / 40.0, f), 2.0 / f, 9)
+    got = Downsampled(kernel, (10, 13), f)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_symmetric_normalisation_matches_naive() -> None:
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, (6, 7, 3)).astype(np.float64)
@@ -188,10 +214,11 @@ def test_given_compatibility_matrix_matches_potts() -> None:
     torch.testing.assert_close(potts, matrix, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("mode", ["lattice", "window"])
-def test_crf_corrects_noisy_scores(mode: str) -> None:
+@pytest.mark.parametrize("options", [{"mode": "lattice"}, {"mode": "window"},
+                                     {"mode": "window", "window": 7, "downsample": 2}])
+def test_crf_corrects_noisy_scores(options: dict) -> None:
     image, probs, truth = two_region_case(40, seed=7, noise=1.0)
-    q = dense_crf(image, probs, CrfParams(mode=mode, sxy_bilateral=20.0, iterations=5))
+    q = dense_crf(image, probs, CrfParams(sxy_bilateral=20.0, iterations=5, **options))
     assert q.shape == probs.shape and q.dtype == torch.float32
     torch.testing.assert_close(q.sum(0), torch.ones(40, 40))
     before = (probs.argmax(0) == truth).mean()
@@ -282,7 +309,8 @@ def test_refiner_without_image_is_a_clear_error(name: str) -> None:
         create_refiner(name).refine(state)
 
 
-@pytest.mark.parametrize("spec", ["crf:window=4", "crf:srgb=0", "crf:mode=dense", "par:dilations=[0]",
+@pytest.mark.parametrize("spec", ["crf:window=4", "crf:srgb=0", "crf:mode=dense", "crf:downsample=0",
+                                  "par:dilations=[0]",
                                   "crf:device=gpu", "par:device=tpu"])
 def test_bad_parameters_are_bad_input(spec: str) -> None:
     with pytest.raises(BadInputError):
