@@ -114,15 +114,16 @@ class GradientCam(CamMethod):
             x = x.detach().requires_grad_(True)  # a graph even when every weight is frozen
             logits, maps = model.forward_maps(x, layers)
             prefix = int(getattr(model.backbone, "num_prefix_tokens", 0))
-            acts = [maps[n] if n == FEATURES else _as_grid(outputs[n], maps[n], prefix)
-                    for n in layers]
+            # differentiate w.r.t. the tensors the forward pass used, then lay them out
+            raw = [maps[n] if n == FEATURES else outputs[n] for n in layers]
             per_class: list[list[torch.Tensor]] = [[] for _ in layers]
             k_total = logits.shape[1]
             for k in range(k_total):
-                grads = torch.autograd.grad(logits[:, k].sum(), acts,
+                grads = torch.autograd.grad(logits[:, k].sum(), raw,
                                             retain_graph=k < k_total - 1)
-                for i, (a, g) in enumerate(zip(acts, grads, strict=True)):
-                    per_class[i].append(self.combine(a.detach(), g))
+                for i, (n, a, g) in enumerate(zip(layers, raw, grads, strict=True)):
+                    per_class[i].append(self.combine(_as_grid(a.detach(), maps[n], prefix),
+                                                     _as_grid(g, maps[n], prefix)))
         cams = {n: torch.stack(maps_k, 1) for n, maps_k in zip(layers, per_class, strict=True)}
         return logits.detach(), cams
 

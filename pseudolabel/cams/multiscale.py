@@ -1,6 +1,7 @@
 """Multi-scale and flip CAMs, merged per layer on the layer's own grid.
 
-For every scale ``s`` the batch is resized to ``round(s·H) × round(s·W)``; with ``flip`` the
+For every scale ``s`` the batch is resized to ``round(s·H) × round(s·W)`` (for a ViT, rounded
+to whole patches); with ``flip`` the
 mirrored copy rides in the same forward pass. Each view's raw CAM (B, K, h_s, w_s) is flipped
 back, resized (bilinear) to the layer's grid at scale 1, ``ceil(H / stride) × ceil(W / stride)``,
 and summed over views; then ReLU and each class map divided by its maximum (a map that is zero
@@ -22,6 +23,16 @@ from pseudolabel.models import Classifier
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
     """(H, W) times ``scale``, rounded, at least 1 pixel."""
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def view_size(model: Classifier, size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The input size of one view: ``size`` times ``scale``; for a ViT, rounded to whole
+    patches (its patch embedding refuses other sizes)."""
+    h, w = scaled_size(size, scale)
+    if model.family == "vit":
+        ph, pw = model.backbone.patch_embed.patch_size
+        h, w = max(ph, round(h / ph) * ph), max(pw, round(w / pw) * pw)
+    return h, w
 
 
 def layer_grid(size: tuple[int, int], stride: int) -> tuple[int, int]:
@@ -60,7 +71,7 @@ def multiscale_cams(
     merged: dict[str, torch.Tensor] = {}
     prob_sum: torch.Tensor | None = None
     for scale in scales:
-        target = scaled_size(size, scale)
+        target = view_size(model, size, scale)
         xs = x if target == size else F.interpolate(
             x, size=target, mode="bilinear", align_corners=False, antialias=scale < 1)
         if flip:
