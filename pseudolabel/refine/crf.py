@@ -24,6 +24,7 @@ Pure function :func:`dense_crf` and module :class:`DenseCRF`; :class:`Crf` is th
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -79,34 +80,38 @@ class CrfParams:
             raise ValueError(f"clip must be in (0, 1), got {self.clip}")
 
 
-def _kernels(image: Tensor, params: CrfParams) -> list[SymmetricNormalised]:
-    """The normalised Gaussian and bilateral kernels of one (3, H, W) image."""
+def _kernels(image: Tensor, params: CrfParams) -> list[tuple[SymmetricNormalised, float]]:
+    """The normalised Gaussian and bilateral kernels of one (3, H, W) image with their weights
+    (a kernel of weight 0 is not built)."""
     _, height, width = image.shape
     size, device = (height, width), image.device
     p = params
-    kernels = [SymmetricNormalised(GaussianKernel(size, p.sxy_gaussian, device), size, device)]
-    colour = image / p.srgb
-    if p.mode == "window" and p.downsample > 1:
-        f = p.downsample
-        bilateral = Downsampled(WindowKernel(Downsampled.pool(colour, f), p.sxy_bilateral / f,
-                                             p.window), size, f)
-    elif p.mode == "window":
-        bilateral = WindowKernel(colour, p.sxy_bilateral, p.window)
-    else:
-        feats = torch.cat([pixel_grid(height, width, device) / p.sxy_bilateral, colour])
-        bilateral = lattice_filter(feats)
-    kernels.append(SymmetricNormalised(bilateral, size, device))
+    kernels = []
+    if p.compat_gaussian:
+        gaussian = GaussianKernel(size, p.sxy_gaussian, device)
+        kernels.append((SymmetricNormalised(gaussian, size, device), p.compat_gaussian))
+    if p.compat_bilateral:
+        colour = image / p.srgb
+        if p.mode == "window" and p.downsample > 1:
+            f = p.downsample
+            bilateral = Downsampled(WindowKernel(Downsampled.pool(colour, f), p.sxy_bilateral / f,
+                                                 p.window), size, f)
+        elif p.mode == "window":
+            bilateral = WindowKernel(colour, p.sxy_bilateral, p.window)
+        else:
+            feats = torch.cat([pixel_grid(height, width, device) / p.sxy_bilateral, colour])
+            bilateral = lattice_filter(feats)
+        kernels.append((SymmetricNormalised(bilateral, size, device), p.compat_bilateral))
     return kernels
 
 
-def mean_field(log_probs: Tensor, kernels: list, weights: list[float], iterations: int,
-               compatibility: Tensor | None = None) -> Tensor:
+def mean_field(log_probs: Tensor, kernels: Sequence[tuple[Callable[[Tensor], Tensor], float]],
+               iterations: int, compatibility: Tensor | None = None) -> Tensor:
     """Mean-field inference of a dense CRF.
 
     Args:
         log_probs: (C, H, W) ``-unary``.
-        kernels: callables (C, H, W) -> (C, H, W), the (normalised) pairwise filters.
-        weights: one weight per kernel.
+        kernels: (filter, weight) pairs; each filter maps (C, H, W) -> (C, H, W) (normalised).
         iterations: mean-field steps.
         compatibility: (C, C) label penalty ``mu(l, l')`` (e.g. ``1 - eye`` = Potts); None = Potts.
     Returns:
@@ -115,9 +120,8 @@ def mean_field(log_probs: Tensor, kernels: list, weights: list[float], iteration
     q = torch.softmax(log_probs, 0)
     for _ in range(iterations):
         message = torch.zeros_like(q)
-        for kernel, w in zip(kernels, weights, strict=True):
-            if w:
-                message.add_(kernel(q), alpha=w)
+        for kernel, w in kernels:
+            message.add_(kernel(q), alpha=w)
         if compatibility is None:
             logits = log_probs + message
         else:
@@ -149,9 +153,7 @@ def dense_crf(image: np.ndarray | Tensor, probs: np.ndarray | Tensor,
     if p.shape[0] == 1 or params.iterations == 0:
         return p
     with torch.no_grad():
-        kernels = _kernels(img, params)
-        return mean_field(torch.log(p), kernels, [params.compat_gaussian, params.compat_bilateral],
-                          params.iterations, compatibility)
+        return mean_field(torch.log(p), _kernels(img, params), params.iterations, compatibility)
 
 
 def pydensecrf_available() -> bool:

@@ -191,10 +191,11 @@ def test_symmetric_normalisation_matches_naive() -> None:
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-def test_mean_field_matches_naive_numpy() -> None:
+@pytest.mark.parametrize(("compat_gaussian", "compat_bilateral"), [(3.0, 5.0), (0.0, 5.0), (3.0, 0.0)])
+def test_mean_field_matches_naive_numpy(compat_gaussian: float, compat_bilateral: float) -> None:
     image, probs, _ = two_region_case(10, seed=5, noise=0.4)
-    params = CrfParams(sxy_gaussian=3.0, compat_gaussian=3.0, sxy_bilateral=6.0, srgb=30.0,
-                       compat_bilateral=5.0, iterations=5, clip=1e-8)
+    params = CrfParams(sxy_gaussian=3.0, compat_gaussian=compat_gaussian, sxy_bilateral=6.0,
+                       srgb=30.0, compat_bilateral=compat_bilateral, iterations=5, clip=1e-8)
     want = naive_mean_field(image, probs, params)
     # A window covering the whole image is the exact dense kernel.
     exact = dense_crf(image, probs, CrfParams(**{**params.__dict__, "mode": "window", "window": 19}))
