@@ -26,9 +26,10 @@ import numpy as np
 
 from pseudolabel.data.masks import IGNORE, read_mask, write_mask
 from pseudolabel.refine.stage import RefineConfig, run
+from pseudolabel.store import CamStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from refine_speed import make_synthetic, store_backend
+from refine_speed import make_synthetic
 
 log = logging.getLogger("refine_quality")
 
@@ -83,12 +84,7 @@ def score_dir(mask_dir: Path, gt_dir: Path, ids: Sequence[str], n: int) -> np.nd
 def evaluate_chains(cams: Path, root: Path, chains: Sequence[str], workers: int,
                     sweep: bool = True) -> list[tuple[str, dict]]:
     """(chain, metrics) per chain, then the oracle threshold sweep."""
-    _, open_store = store_backend()
-    if open_store is None:
-        from pseudolabel.store import CamStore
-
-        open_store = CamStore.open
-    with open_store(cams) as store:
+    with CamStore.open(cams) as store:
         ids, n = list(store.ids()), len(store.classes) + 1
     results = []
     todo = [(c, False) for c in chains] + [(f"threshold:t={t}", True) for t in (SWEEP if sweep else ())]
@@ -111,9 +107,9 @@ def _row(item: tuple[str, dict]) -> str:
 
 def _synthetic(folder: Path) -> tuple[Path, Path]:
     """A 60-image synthetic store (2/3 positive) and root with ground truth."""
-    store, root, records = make_synthetic(folder, 60, 96, positive=0.66, seed=1)
-    for r in records:
-        write_mask(root / "SegmentationClass" / f"{r['id']}.png", r["truth"].astype(np.uint8))
+    store, root, truths = make_synthetic(folder, 60, 96, positive=0.66, seed=1)
+    for i, truth in enumerate(truths):
+        write_mask(root / "SegmentationClass" / f"img{i:05d}.png", truth.astype(np.uint8))
     (root / "classes.txt").write_text("smoke\n")
     return store, root
 

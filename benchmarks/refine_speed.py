@@ -1,13 +1,12 @@
 """Images per second of ``pseudolabel refine`` per refiner, PNG writing included.
 
-Synthetic CAM stores (three keys: student/features at stride 32, student/layer3 and
-teacher/features at stride 16; one present class per image, a soft blob) at 160 px and 512 px,
+Synthetic CAM stores (four keys: student and teacher x features at stride 32 and layer3 at
+stride 16; one present class per image, a soft blob) at 160 px and 512 px,
 the whole stage (``pseudolabel.refine.stage.run``) timed from store to PNGs.
 
     python benchmarks/refine_speed.py --workers 2 [--sizes 160,512] [--images 64]
 
-Until ``pseudolabel.store`` provides ``CamStore`` the stores are written with the refine tests'
-stand-in (tests/refine/fake_store.py, plain h5py) and read through it; this is logged.
+The stores are written with ``pseudolabel.store.write_store`` (float16, gzip, like make-cams).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -25,31 +23,13 @@ import numpy as np
 from PIL import Image
 
 from pseudolabel.refine import REFINERS
-from pseudolabel.refine import stage as stage_module
 from pseudolabel.refine.stage import RefineConfig, run
+from pseudolabel.store import CamRecord, StoreHeader, write_store
 
 log = logging.getLogger("refine_speed")
-REPO = Path(__file__).resolve().parents[1]
 
-KEYS = {"student/features": 32, "student/layer3": 16, "teacher/features": 16}
-
-
-def store_backend():
-    """(write_store, open) for synthetic stores: the real store when present, else the stand-in."""
-    try:
-        from pseudolabel.store import (
-            CamStore,  # noqa: F401
-            write_records,  # type: ignore[attr-defined]
-        )
-
-        return write_records, None
-    except ImportError:
-        sys.path.insert(0, str(REPO / "tests"))
-        from refine.fake_store import FakeCamStore, write_store
-
-        log.warning("pseudolabel.store has no CamStore/writer yet: using the tests' stand-in store")
-        stage_module._open_store = FakeCamStore.open  # the stage reads the stand-in
-        return write_store, FakeCamStore.open
+MODELS = ("student", "teacher")
+STRIDES = {"features": 32, "layer3": 16}
 
 
 def blob(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -65,29 +45,35 @@ def blob(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 def make_synthetic(folder: Path, n: int, size: int, *, positive: float = 1.0,
                    seed: int = 0) -> tuple[Path, Path, list[dict]]:
-    """A store of ``n`` records at ``size`` px plus ROOT/JPEGImages; returns (store, root, records)."""
-    write_store, _ = store_backend()
+    """A store of ``n`` records at ``size`` px plus ROOT/JPEGImages.
+
+    Returns (store, root, truths): truths[i] is image i's (size, size) bool "true" smoke region.
+    """
     rng = np.random.default_rng(seed)
     root = folder / "root"
     (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
-    records = []
+    records, truths = [], []
     for i in range(n):
         k = int(rng.random() < positive)
         full = blob((size, size), rng) if k else np.zeros((size, size), np.float32)
         cams = {}
-        for key, stride in KEYS.items():
-            h = size // stride
-            small = np.asarray(Image.fromarray(full).resize((h, h), Image.BILINEAR))
-            noisy = np.clip(small + rng.normal(0, 0.05, small.shape), 0, None)
-            cams[key] = (noisy / max(noisy.max(), 1e-6))[None][:k].astype(np.float32)
+        for model in MODELS:
+            for layer, stride in STRIDES.items():
+                h = size // stride
+                small = np.asarray(Image.fromarray(full).resize((h, h), Image.BILINEAR))
+                noisy = np.clip(small + rng.normal(0, 0.05, small.shape), 0, None)
+                cams[f"{model}/{layer}"] = (noisy / max(noisy.max(), 1e-6))[None][:k].astype(
+                    np.float32)
         image = (np.clip(full[..., None] * 120 + rng.normal(100, 30, (size, size, 3)), 0, 255)
                  .astype(np.uint8))
         Image.fromarray(image).save(root / "JPEGImages" / f"img{i:05d}.png", compress_level=1)
-        records.append({"id": f"img{i:05d}", "image_size": (size, size),
-                        "class_indices": np.arange(k), "cams": cams, "truth": full > 0.5})
-    store = write_store(folder / f"cams{size}.h5", ("smoke",),
-                        [{k: v for k, v in r.items() if k != "truth"} for r in records])
-    return store, root, records
+        idx = np.arange(k, dtype=np.int64)
+        records.append(CamRecord(f"img{i:05d}", (size, size), np.array([k], np.uint8), idx,
+                                 np.full(k, 0.9, np.float32), cams))
+        truths.append(full > 0.5)
+    header = StoreHeader({"synthetic": seed}, ("smoke",), MODELS, tuple(STRIDES), (1.0,), STRIDES)
+    store = write_store(folder / f"cams{size}.h5", header, records)
+    return store, root, truths
 
 
 def time_chain(specs: Sequence[str], store: Path, root: Path, out: Path, workers: int) -> float:

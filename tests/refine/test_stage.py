@@ -21,9 +21,8 @@ from pseudolabel.data.masks import read_mask, voc_palette
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import RunLock
 from pseudolabel.refine import REFINERS, Refiner, create_chain, initial_state, to_mask
-from pseudolabel.refine import stage as stage_module
 from pseudolabel.refine.stage import RefineConfig, run
-from refine.fake_store import FakeCamStore, write_store
+from refine.stores import write_cam_store
 
 from cli_helpers import assert_one_line_error
 
@@ -46,7 +45,8 @@ def _records(n: int = 9, seed: int = 0) -> list[dict]:
             for j in range(k):
                 y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
                 maps[j, y:y + h // 2, x:x + w // 2] = rng.uniform(0.7, 1.0)
-            cams[key] = (maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-6))
+            maps = maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-6)
+            cams[key] = maps.astype(np.float16).astype(np.float32)  # as the store keeps them
         image_id = f"sub/img{i}" if i == 5 else f"img{i}"
         out.append({"id": image_id, "image_size": (height, width), "class_indices": classes,
                     "cams": cams})
@@ -54,11 +54,10 @@ def _records(n: int = 9, seed: int = 0) -> list[dict]:
 
 
 @pytest.fixture
-def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """A CAM store (the stage reads it through FakeCamStore) and the matching image root."""
-    monkeypatch.setattr(stage_module, "_open_store", FakeCamStore.open)
+def data(tmp_path: Path) -> dict:
+    """A CAM store and the matching image root."""
     records = _records()
-    store = write_store(tmp_path / "cams.h5", CLASSES, records)
+    store = write_cam_store(tmp_path / "cams.h5", CLASSES, records)
     root = tmp_path / "root"
     rng = np.random.default_rng(1)
     for r in records:
@@ -142,16 +141,14 @@ class _Identity(Refiner):
 def test_kill_9_then_rerun_gives_the_uninterrupted_result(
         data: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     records = _records(n=40, seed=3)
-    store = write_store(data["tmp"] / "big.h5", CLASSES, records)
+    store = write_cam_store(data["tmp"] / "big.h5", CLASSES, records)
     out = data["tmp"] / "killed"
     script = textwrap.dedent(f"""
         import sys, time
         sys.path[:0] = [{str(HERE.parents[1])!r}]
         from dataclasses import dataclass
         from pseudolabel.refine import REFINERS, Refiner
-        from pseudolabel.refine import stage
         from pseudolabel.refine.stage import RefineConfig, run
-        from tests.refine.fake_store import FakeCamStore
 
         @REFINERS.register("slow")
         class Slow(Refiner):
@@ -160,7 +157,6 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(
                 time.sleep(0.05)
                 return state
 
-        stage._open_store = FakeCamStore.open
         run(RefineConfig(refiners=("slow", "gmm"), chunk_size=1), {str(store)!r}, {str(out)!r})
     """)
     env = {**os.environ, "PSEUDOLABEL_NO_PROGRESS": "1"}
@@ -189,7 +185,7 @@ def test_changed_config_is_refused_unless_overwrite(data: dict) -> None:
     # Options that do not change the masks are not a new configuration.
     run(RefineConfig(refiners=("threshold:t=0.3",), workers=2), data["store"], out)
     # A store remade at the same path (another make-cams config) is another configuration too.
-    write_store(data["store"], CLASSES, data["records"], config={"model": "other-run"})
+    write_cam_store(data["store"], CLASSES, data["records"], config={"model": "other-run"})
     with pytest.raises(BadInputError, match=r"cams_config"):
         run(RefineConfig(refiners=("threshold:t=0.3",)), data["store"], out)
     run(RefineConfig(refiners=("threshold:t=0.6",), overwrite=True), data["store"], out)
@@ -280,7 +276,7 @@ def test_lock_key_and_store_errors(data: dict) -> None:
 def test_unsafe_id_never_leaves_the_output_folder(data: dict) -> None:
     records = _records(n=2)
     records[1]["id"] = "../evil"
-    store = write_store(data["tmp"] / "evil.h5", CLASSES, records)
+    store = write_cam_store(data["tmp"] / "evil.h5", CLASSES, records)
     with pytest.raises(BadInputError, match="not a plain relative name"):
         run(RefineConfig(), store, data["tmp"] / "out")
     assert not (data["tmp"] / "evil.png").exists()

@@ -1,0 +1,33 @@
+"""Small CAM stores for the refine tests, written with the store's own writer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pseudolabel.store import CamRecord, StoreHeader, write_store
+
+
+def write_cam_store(path: Path, classes: Sequence[str], records: Sequence[Mapping],
+                    config: Mapping | None = None) -> Path:
+    """A store at ``path`` from dicts with id, image_size, class_indices, cams {key: (k, h, w)}.
+
+    Keys are ``<model>/<layer>``; every record must hold every model x layer combination.
+    """
+    keys = sorted(records[0]["cams"]) if records else []
+    models = tuple(dict.fromkeys(k.split("/", 1)[0] for k in keys))
+    layers = tuple(dict.fromkeys(k.split("/", 1)[1] for k in keys))
+    header = StoreHeader(dict(config or {}), tuple(classes), models, layers, (1.0,),
+                         {layer: 8 for layer in layers})
+    out = []
+    for r in records:
+        idx = np.asarray(r["class_indices"], np.int64).reshape(-1)
+        labels = np.zeros(len(classes), np.uint8)
+        labels[idx] = 1
+        out.append(CamRecord(r["id"], tuple(r["image_size"]), labels, idx,
+                             np.full(len(idx), 0.9, np.float32),
+                             {k: np.asarray(v, np.float32) for k, v in r["cams"].items()}))
+    path.unlink(missing_ok=True)
+    return write_store(path, header, out)
