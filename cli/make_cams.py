@@ -8,6 +8,17 @@ from pseudolabel.cams.methods import CAM_METHODS
 from pseudolabel.cli.options import config_option, device_option, skip_bad_option
 
 
+class CommaList(click.ParamType):
+    """``a,b,c`` on the command line, or a list in a --config file; kept as a tuple."""
+
+    name = "list"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        return tuple(v.strip() for v in str(value).split(",") if v.strip())
+
+
 @click.command("make-cams")
 @click.argument("root", type=click.Path(file_okay=False))
 @click.option("--model", "run_dir", required=True, type=click.Path(),
@@ -18,9 +29,9 @@ from pseudolabel.cli.options import config_option, device_option, skip_bad_optio
 @click.option("--method", type=click.Choice(CAM_METHODS.names()), default=None,
               help="CAM method (default: cam, the classifier weights; gradcam/layercam for "
                    "layers the head does not apply to).")
-@click.option("--layers", default=None, metavar="NAME,...",
+@click.option("--layers", default=None, type=CommaList(), metavar="NAME,...",
               help="Layers to export (default: features, the head's input).")
-@click.option("--scales", default=None, metavar="S,...",
+@click.option("--scales", default=None, type=CommaList(), metavar="S,...",
               help="Test-time scales merged (default: 1.0,0.5,1.5,2.0).")
 @click.option("--flip/--no-flip", default=None, help="Also merge the mirrored image (default: on).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
@@ -33,7 +44,7 @@ from pseudolabel.cli.options import config_option, device_option, skip_bad_optio
               help="Images per shard file: a kill loses at most one shard (default: 256).")
 @click.option("--merge", is_flag=True, default=None,
               help="Only merge the finished parts of a sharded run into CAMS.h5.")
-@click.option("--models", default=None, metavar="student,teacher",
+@click.option("--models", default=None, type=CommaList(), metavar="student,teacher",
               help="Which checkpoints of RUN_DIR to export (default: student).")
 @click.option("--all-classes", is_flag=True, default=None,
               help="Store every class with its score (default: the labelled classes only).")
