@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pseudolabel.cams.loader import batch_loader, plan_batches
@@ -227,13 +228,12 @@ class _Job:
         size = (int(images.shape[1]), int(images.shape[2]))
         for row, i in enumerate(positions):
             sample = self.data.samples[i]
-            labels = torch.zeros(k_all, dtype=torch.uint8)
+            labels = np.zeros(k_all, np.uint8)
             labels[list(sample.labels)] = 1
-            keep = (list(range(k_all)) if self.config.all_classes
-                    else sorted(sample.labels))
-            writer.write(CamRecord(
-                sample.id, size, labels.numpy(), torch.tensor(keep, dtype=torch.int64).numpy(),
-                probs_np[row, keep], {key: c[row, keep] for key, c in cams.items()}))
+            keep = np.arange(k_all) if self.config.all_classes else np.flatnonzero(labels)
+            writer.write(CamRecord(sample.id, size, labels, keep.astype(np.int64),
+                                   probs_np[row, keep],
+                                   {key: c[row, keep] for key, c in cams.items()}))
 
 
 def run(config: MakeCamsConfig, root: str | os.PathLike, run_dir: str | os.PathLike,
@@ -264,9 +264,19 @@ def run(config: MakeCamsConfig, root: str | os.PathLike, run_dir: str | os.PathL
             log.info("part %d/%d done; the store is merged when every part is done "
                      "(or run again with --merge)", part, num_parts)
             return out
-    with RunLock(out):
+    lock = RunLock(out)
+    try:
+        lock.__enter__()
+    except BadInputError:
+        if num_parts == 1 or config.merge:
+            raise
+        log.info("another part is merging %s", out)  # two parts finished at once
+        return out
+    try:
         if not check_output(out, job.plan.fingerprint):
             merge_shards(job.plan, job.header)
+    finally:
+        lock.__exit__(None, None, None)
     save_config(job.resolved, out.with_name(out.name + ".config.yaml"))
     log.info("wrote %s (%d images)", out, len(job.plan.ids))
     return out
