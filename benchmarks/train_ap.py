@@ -67,7 +67,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="input side in px")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1 on a shared machine: spinning OpenMP threads "
+                             "on busy cores are several times slower)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated row names to run")
     parser.add_argument("--keep", type=Path, default=None, help="keep the run folders here")

@@ -89,10 +89,10 @@ def run(config: TrainConfig, root: str | os.PathLike, out: str | os.PathLike) ->
     with distributed_context(config.device) as info:
         torch.manual_seed(config.seed)
         data = load_train_data(root, config)
-        resume = prepare_run_dir(out, config, clear=info.is_main)
-        info.barrier()
         lock = RunLock(out) if info.is_main else contextlib.nullcontext()
         with lock:
+            resume = prepare_run_dir(out, config, clear=info.is_main)
+            info.barrier()
             if info.is_main:
                 out.mkdir(parents=True, exist_ok=True)
                 save_config(config, out / CONFIG_FILE)
