@@ -1,5 +1,6 @@
 """Dataset roots, image and mask I/O, the demo-data generator (all torch-free)."""
 
+from pseudolabel.data.coco import load_coco
 from pseudolabel.data.dataset import (
     VOC_CLASSES,
     DatasetIndex,
@@ -8,6 +9,7 @@ from pseudolabel.data.dataset import (
     load_dataset,
     read_classes,
 )
+from pseudolabel.data.demo import make_demo_data
 from pseudolabel.data.images import image_size, load_image
 from pseudolabel.data.masks import IGNORE, read_mask, voc_palette, write_mask
 
@@ -18,8 +20,10 @@ __all__ = [
     "Problem",
     "Sample",
     "image_size",
+    "load_coco",
     "load_dataset",
     "load_image",
+    "make_demo_data",
     "read_classes",
     "read_mask",
     "voc_palette",
