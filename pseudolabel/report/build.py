@@ -45,17 +45,6 @@ class ReportConfig:
     title: str = "pseudolabel report"
 
 
-def _image_iou(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> float:
-    """Mean IoU over the foreground classes in the union of prediction and ground truth."""
-    from pseudolabel.evaluate import confusion_matrix
-
-    cm = confusion_matrix(pred, gt, num_classes)
-    inter = np.diag(cm)[1:].astype(np.float64)
-    union = (cm.sum(0) + cm.sum(1) - np.diag(cm))[1:].astype(np.float64)
-    present = union > 0
-    return float((inter[present] / union[present]).mean()) if present.any() else 1.0
-
-
 def _threshold_curve(store: Any, dataset: Any, key: str, cfg: ReportConfig) -> dict[str, list]:
     """mIoU of argmax([t, CAMs]) for each background threshold t, on the first images."""
     from pseudolabel.evaluate import confusion_matrix, metrics_from_confusion
@@ -149,26 +138,20 @@ def run(
         if not mask_dir.is_dir():
             raise BadInputError("mask folder does not exist", path=mask_dir)
         if dataset is not None and dataset.has_gt:
-            from pseudolabel.evaluate import confusion_matrix, metrics_from_confusion
+            from pseudolabel.evaluate import ConfusionAccumulator, foreground_iou
 
-            total = np.zeros((len(classes), len(classes)), dtype=np.int64)
-            covered = valid = 0
+            acc = ConfusionAccumulator(len(classes))
             for sample in progress(dataset.samples, desc="scoring masks"):
                 path = output_path(mask_dir, sample.id, ".png")
                 gt_mask = dataset.read_gt(sample)
                 if not path.is_file() or gt_mask is None:
                     continue
-                pred = read_mask(path)
-                total += confusion_matrix(pred, gt_mask, len(classes))
-                valid_px = gt_mask != IGNORE
-                valid += int(valid_px.sum())
-                covered += int((valid_px & (pred != IGNORE)).sum())
-                per_image[sample.id] = _image_iou(pred, gt_mask, len(classes))
+                iou = foreground_iou(acc.update(read_mask(path), gt_mask))
+                per_image[sample.id] = 1.0 if iou != iou else iou  # nothing to find, nothing found
             if not per_image:
                 raise BadInputError("no mask in the folder matches an image of the data set",
                                     path=mask_dir, fix="check --gt and --split")
-            metrics = metrics_from_confusion(total)
-            metrics["coverage"] = covered / max(valid, 1)
+            metrics = acc.compute()
             sections.insert(0, "<h2>Scores</h2>" + _summary_table(metrics, classes) + bar_chart(
                 classes, [float(v) for v in metrics["iou"]], title="IoU per class"))
         else:
