@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DEFAULT_LABELS, tiny_mask
 
 from pseudolabel.data import VOC_CLASSES, load_dataset, read_classes
 from pseudolabel.errors import BadInputError
+
+from conftest import DEFAULT_LABELS, tiny_mask
 
 
 def test_labels_csv_root(tiny_voc_root) -> None:
