@@ -152,7 +152,8 @@ class _Job:
             ckpt = Path(meta["path"])
             check_same_classes(model.classes, ckpt, self.data.classes, root / "classes.txt")
             self.method.check_layers(model, config.layers)
-            self.models[which] = model.to(self.device).eval()
+            # gradients are taken w.r.t. activations only: no graph for the weights
+            self.models[which] = model.to(self.device).eval().requires_grad_(False)
             checkpoints[which] = _sha256(ckpt)
         first = self.models[config.models[0]]
         strides = {n: first.layer_info(n).reduction for n in config.layers}
@@ -188,7 +189,7 @@ class _Job:
         total = sum(len(b.indices) for b in batches)
         bar = progress(total=total, desc="make-cams", unit="img")
         current: int | None = None
-        grad = torch.enable_grad() if self.method.needs_grad else torch.no_grad()
+        grad = torch.enable_grad() if self.method.needs_grad else torch.inference_mode()
         with ShardWriter(self.plan, self.header, self.config.compression) as writer, grad:
             for batch, (groups, errors) in zip(batches, loader, strict=True):
                 if batch.shard != current:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -151,14 +152,21 @@ def test_skip_bad_image(demo_root: Path, run_dir: Path, tmp_path: Path) -> None:
     root = tmp_path / "data"
     shutil.copytree(demo_root, root)
     ids = load_dataset(root, "train").ids
+    half = next((root / "JPEGImages").glob(f"{ids[5]}.*"))
+    half.write_bytes(half.read_bytes()[: half.stat().st_size // 2])  # header fine, data cut
+    with pytest.raises(BadInputError) as info:  # decoded in a worker: the error comes back
+        run(MakeCamsConfig(**{**FAST, "workers": 1}), root, run_dir, tmp_path / "a.h5")
+    assert half.name in str(info.value) and "truncated" in str(info.value)
     bad = next((root / "JPEGImages").glob(f"{ids[2]}.*"))
     bad.write_bytes(bad.read_bytes()[:40])  # truncated: the header is cut too
     with pytest.raises(BadInputError) as info:
         run(MakeCamsConfig(**FAST), root, run_dir, tmp_path / "a.h5")
     assert bad.name in str(info.value)
-    out = run(MakeCamsConfig(skip_bad=True, **FAST), root, run_dir, tmp_path / "b.h5")
+    out = run(MakeCamsConfig(skip_bad=True, **{**FAST, "workers": 1}), root, run_dir,
+              tmp_path / "b.h5")
     with CamStore.open(out) as store:
-        assert store.ids() == [i for i in ids if i != ids[2]]
+        assert store.ids() == [i for i in ids if i not in (ids[2], ids[5])]
+        assert sorted(json.loads(store.file.attrs["skipped"])) == sorted([ids[2], ids[5]])
 
 
 def test_cli_help_and_errors(demo_root: Path, run_dir: Path, tmp_path: Path) -> None:
