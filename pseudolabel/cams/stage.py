@@ -164,8 +164,9 @@ class _Job:
         self.strides = strides
         ids = tuple(self.data.ids)
         check_id_clashes(ids, config.models, root)
+        options = {k: v for k, v in to_dict(config).items() if k not in ("shard", "merge")}
         resolved = {"root": str(root.resolve()), "run_dir": str(run_dir.resolve()),
-                    **to_dict(config), "checkpoints": checkpoints}
+                    **options, "checkpoints": checkpoints}  # the same for every part
         content = {k: v for k, v in resolved.items() if k not in RUNTIME_OPTIONS}
         content["ids"] = hashlib.sha256("\n".join(ids).encode()).hexdigest()
         fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()

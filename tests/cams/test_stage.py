@@ -55,6 +55,7 @@ def datasets(path: Path) -> dict[str, np.ndarray]:
                 out[name] = obj[()]
             for key, value in obj.attrs.items():  # type: ignore[attr-defined]
                 out[f"{name}@{key}"] = np.asarray(value)
+        visit("/", f)
         f.visititems(visit)
     return out
 
