@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,18 +80,32 @@ def train_loader(dataset: ImageLabelDataset, cfg: TrainConfig, info: DistInfo, e
     sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
                                  shuffle=True, seed=cfg.seed, drop_last=False)
     sampler.set_epoch(epoch)
-    return _loader(dataset, cfg, sampler, info)
+    return _loader(dataset, cfg, sampler, info, drop_last=drops_last(len(sampler), cfg))
+
+
+def drops_last(shard: int, cfg: TrainConfig) -> bool:
+    """Training drops an incomplete last batch (a batch of one breaks batch-norm), unless the
+    shard is smaller than one batch."""
+    return shard >= cfg.batch_size
+
+
+def batches_per_epoch(dataset_size: int, cfg: TrainConfig, info: DistInfo) -> int:
+    """How many training batches each process runs per epoch."""
+    shard = math.ceil(dataset_size / info.world_size)
+    if drops_last(shard, cfg):
+        return shard // cfg.batch_size
+    return math.ceil(shard / cfg.batch_size)
 
 
 def eval_loader(dataset: ImageLabelDataset, cfg: TrainConfig, info: DistInfo) -> DataLoader:
     """A loader over the whole dataset in order (validation runs on rank 0 only)."""
-    return _loader(dataset, cfg, None, info)
+    return _loader(dataset, cfg, None, info, drop_last=False)
 
 
-def _loader(dataset, cfg: TrainConfig, sampler, info: DistInfo) -> DataLoader:
+def _loader(dataset, cfg: TrainConfig, sampler, info: DistInfo, drop_last: bool) -> DataLoader:
     workers = min(cfg.num_workers, len(dataset))
     return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, shuffle=False,
-                      num_workers=workers, pin_memory=info.device.type == "cuda",
+                      num_workers=workers, drop_last=drop_last, pin_memory=info.device.type == "cuda",
                       worker_init_fn=_one_thread if workers else None,
                       generator=torch.Generator().manual_seed(cfg.seed))
 

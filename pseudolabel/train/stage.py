@@ -22,7 +22,13 @@ from pseudolabel.io import RunLock
 from pseudolabel.models import check_same_classes, create_classifier, load_checkpoint
 from pseudolabel.models.checkpoint import save_checkpoint
 from pseudolabel.train.config import TrainConfig
-from pseudolabel.train.data import TrainData, eval_loader, load_train_data, train_loader
+from pseudolabel.train.data import (
+    TrainData,
+    batches_per_epoch,
+    eval_loader,
+    load_train_data,
+    train_loader,
+)
 from pseudolabel.train.distributed import DistInfo, all_reduce_mean, distributed_context
 from pseudolabel.train.history import plot_curves, write_metrics
 from pseudolabel.train.loop import Phase, bce_criterion, predict, train_epoch
@@ -116,7 +122,7 @@ def _train(cfg: TrainConfig, data: TrainData, root: Path, out: Path, info: DistI
     pos_weight = positive_weights(data.train.targets()) if cfg.class_balanced else None
     criterion = bce_criterion(pos_weight).to(device)
     use_amp = cfg.amp and device.type == "cuda"
-    batches = math.ceil(math.ceil(len(data.train) / info.world_size) / cfg.batch_size)
+    batches = batches_per_epoch(len(data.train), cfg, info)
     steps_per_epoch = math.ceil(batches / cfg.accumulate)
     meta = {"mode": cfg.mode, "config": to_dict(cfg),
             **{role: net.classifier.model_name for role, net in nets.items()}}

@@ -154,3 +154,19 @@ def test_gradient_accumulation_matches_one_big_batch(toy_root: Path) -> None:
                     results[0])
     for k in results[0]:
         torch.testing.assert_close(results[0][k], results[1][k], atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("n", "batch"), [(11, 4), (12, 4), (3, 4), (5, 5), (9, 2)])
+def test_batches_per_epoch_matches_the_loader_and_never_leaves_a_batch_of_one(
+        toy_root: Path, n: int, batch: int) -> None:
+    from pseudolabel.train.data import batches_per_epoch
+
+    cfg = _cfg(batch_size=batch)
+    data = load_train_data(toy_root, cfg)
+    data.train.samples = data.train.samples[:n]
+    for info in (CPU, DistInfo(1, 2, 0, torch.device("cpu"))):
+        loader = train_loader(data.train, cfg, info, 0)
+        assert len(loader) == batches_per_epoch(n, cfg, info)
+        sizes = [len(y) for _, y, _ in loader]
+        assert len(sizes) == len(loader)
+        assert min(sizes) > 1 or max(sizes) == 1

@@ -36,13 +36,8 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def test_cli_teacher_student_writes_the_run_folder(tmp_path: Path, make_toy) -> None:
-    try:
-        from pseudolabel.data.demo import make_demo_data
-    except ImportError:  # pragma: no cover - demo data not there yet
-        root = make_toy(tmp_path / "data")
-    else:
-        root = make_demo_data(tmp_path / "data", n_images=10, size=48, seed=0)
+def test_cli_teacher_student_writes_the_run_folder(tmp_path: Path, demo_root: Path) -> None:
+    root = demo_root  # the shared synthetic smoke data set (tests/conftest.py)
     out = tmp_path / "run"
     result = _invoke(str(root), "--out", str(out), "--mode", "teacher-student", "--epochs", "1",
                      "--align", "channel", "--kd-weight", "0.5", "--cam-kd-weight", "1", *TINY)
