@@ -1,0 +1,87 @@
+"""Long fault-injection run: N seeded kill -9 / Ctrl-C trials per command, a table of what held.
+
+    python benchmarks/fault_injection.py --trials 10 [--seed 0] [--work DIR] [--commands train,...]
+
+Makes a 12-image synthetic data set, a tiny RUN_DIR and a CAM store, an uninterrupted reference
+of each command (as a subprocess), then ``--trials`` trials per command (SIGKILL and SIGINT take
+turns; the delay after the stage takes its lock is uniform in [0, the reference's work time)).
+Each interrupted run is rerun as a subprocess and compared (tests/reliability/harness.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
+
+from harness import (
+    leftovers,
+    lock_file,
+    run_trials,
+    standard_specs,
+    subprocess_runner,
+)
+
+
+def _check(status: int, err: str, what: str) -> None:
+    if status != 0:
+        raise SystemExit(f"{what} failed ({status}):\n{err[-2000:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10, help="trials per command")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=None, help="work folder (default: a temp)")
+    parser.add_argument("--commands", default="train,make-cams,refine")
+    opts = parser.parse_args()
+    work = opts.work or Path(tempfile.mkdtemp(prefix="fault-injection-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    from pseudolabel.data.demo import make_demo_data
+
+    root = make_demo_data(work / "data", n_images=12, size=48, seed=1)
+    run_dir, cams = work / "inputs" / "run", work / "inputs" / "cams.h5"
+    _check(*subprocess_runner(["train", str(root), "--out", str(run_dir), "--student",
+                               "test_resnet", "--image-size", "32", "--epochs", "1",
+                               "--val-fraction", "0", "--num-workers", "0", "--device", "cpu"]),
+           "input train")
+    _check(*subprocess_runner(["make-cams", str(root), "--model", str(run_dir), "--out",
+                               str(cams), "--workers", "0", "--scales", "1.0", "--no-flip",
+                               "--device", "cpu"]), "input make-cams")
+    specs = standard_specs(root, run_dir, cams)
+    rows = []
+    for name in opts.commands.split(","):
+        spec = specs[name]
+        args, ref = spec.build(work / name / "reference")
+        t0 = time.monotonic()
+        _check(*subprocess_runner(args), f"reference {name}")
+        total = time.monotonic() - t0
+        assert not leftovers(ref.parent) and not lock_file(ref).exists()
+        # the work after imports is roughly the run minus a bare start-up
+        t1 = time.monotonic()
+        subprocess_runner(["--version"])
+        work_time = max(0.2, total - (time.monotonic() - t1) * 3)
+        t2 = time.monotonic()
+        results = run_trials(spec, work / name, ref, opts.trials, opts.seed, work_time)
+        elapsed = time.monotonic() - t2
+        for r in results:
+            state = "ok" if not r.problems else "; ".join(r.problems)
+            print(f"{name:9s} {r.signal:7s} delay {r.delay:5.2f}s "
+                  f"{'landed' if r.landed else 'after end'} exit {r.exit_status}: {state}",
+                  flush=True)
+        rows.append((name, len(results), sum(r.landed for r in results),
+                     sum(not r.problems for r in results), elapsed))
+    print("\n| command | trials | signal landed mid-run | held | seconds |")
+    print("|---|---|---|---|---|")
+    for name, n, landed, held, secs in rows:
+        print(f"| {name} | {n} | {landed} | {held} | {secs:.0f} |")
+    print(f"\nwork folder: {work}")
+
+
+if __name__ == "__main__":
+    main()
