@@ -1,0 +1,34 @@
+"""Learned pixel affinities (AffinityNet / IRN idea): training stage, model, random walk.
+
+    from pseudolabel.affinity import AffinityTrainConfig, run, load_affinity_net, random_walk
+
+The refiner that uses them is ``affinity`` (:mod:`pseudolabel.refine.affinity`).
+"""
+
+from pseudolabel.affinity.net import AffinityNet, load_affinity_net, save_affinity_net
+from pseudolabel.affinity.train import AffinityTrainConfig, confident_labels, run
+from pseudolabel.affinity.walk import (
+    affinity_loss,
+    colour_affinity,
+    embedding_affinity,
+    half_offsets,
+    random_walk,
+    sample_pairs,
+    transition_matrix,
+)
+
+__all__ = [
+    "AffinityNet",
+    "AffinityTrainConfig",
+    "affinity_loss",
+    "colour_affinity",
+    "confident_labels",
+    "embedding_affinity",
+    "half_offsets",
+    "load_affinity_net",
+    "random_walk",
+    "run",
+    "sample_pairs",
+    "save_affinity_net",
+    "transition_matrix",
+]

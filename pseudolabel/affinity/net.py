@@ -1,0 +1,118 @@
+"""AffinityNet: a timm backbone (features_only) and a light head giving a per-pixel embedding.
+
+The affinity of two cells is ``exp(-mean_d |f_p - f_q|)`` (:mod:`pseudolabel.affinity.walk`).
+Checkpoints are plain dicts (weights_only=True): ``AFF_DIR/model.pt``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pseudolabel.errors import BadInputError
+from pseudolabel.io import atomic_path
+
+FORMAT = "pseudolabel.affinity"
+VERSION = 1
+MODEL_NAME = "model.pt"
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+class AffinityNet(nn.Module):
+    """Backbone levels of stride >= ``stride`` -> 1x1 conv each -> upsampled, concatenated -> D.
+
+    Args:
+        backbone: timm model name (created with pretrained=False unless ``pretrained_file``).
+        stride: output grid stride (the finest level used must have this reduction).
+        embed_dim: D, channels of the embedding.
+    """
+
+    def __init__(self, backbone: str, stride: int = 4, embed_dim: int = 32,
+                 pretrained_file: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        import timm
+
+        if not timm.is_model(backbone):
+            raise BadInputError(f"unknown timm model {backbone!r}", fix="see timm.list_models()")
+        kwargs: dict[str, Any] = {"features_only": True}
+        if pretrained_file is not None:
+            if not Path(pretrained_file).is_file():
+                raise BadInputError("weights file does not exist", path=pretrained_file,
+                                    fix="give a local timm state dict (never downloaded)")
+            kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(pretrained_file)})
+        probe = timm.create_model(backbone, pretrained=False, features_only=True)
+        reductions = probe.feature_info.reduction()
+        levels = [i for i, r in enumerate(reductions) if r >= stride]
+        if not levels or reductions[levels[0]] != stride:
+            raise BadInputError(f"{backbone} has no feature level of stride {stride} "
+                                f"(it has {reductions})", fix="choose --stride among those")
+        self.backbone = timm.create_model(backbone, out_indices=tuple(levels), **kwargs)
+        self.backbone_name, self.stride, self.embed_dim = backbone, stride, embed_dim
+        channels = self.backbone.feature_info.channels()
+        width = max(16, embed_dim)
+        self.lateral = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, width, 1, bias=False), nn.GroupNorm(4, width), nn.ReLU())
+            for c in channels)
+        self.out = nn.Conv2d(width * len(channels), embed_dim, 1)
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters outside the backbone."""
+        return [*self.lateral.parameters(), *self.out.parameters()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1] -> (B, D, ceil(H / stride), ceil(W / stride)) embedding."""
+        feats = self.backbone((x - self.mean) / self.std)
+        size = (math_ceil(x.shape[2], self.stride), math_ceil(x.shape[3], self.stride))
+        maps = [F.interpolate(lat(f), size=size, mode="bilinear", align_corners=False)
+                for lat, f in zip(self.lateral, feats, strict=True)]
+        return self.out(torch.cat(maps, 1))
+
+
+def math_ceil(n: int, d: int) -> int:
+    """``ceil(n / d)`` for positive integers."""
+    return -(-n // d)
+
+
+def save_affinity_net(path: str | os.PathLike, model: AffinityNet) -> Path:
+    """Atomically write the weights and architecture of ``model``."""
+    payload = {"format": FORMAT, "version": VERSION, "backbone": model.backbone_name,
+               "stride": model.stride, "embed_dim": model.embed_dim,
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_affinity_net(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+                      ) -> AffinityNet:
+    """The model of ``AFF_DIR`` (or of a model.pt file), in eval mode."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_NAME
+    if not path.is_file():
+        raise BadInputError("affinity model does not exist", path=path,
+                            fix="train one with pseudolabel train-affinity (give its --out folder)")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise BadInputError("affinity model holds pickled objects, refused (weights_only=True)",
+                            path=path, fix="retrain it with pseudolabel train-affinity") from None
+    except Exception as exc:
+        raise BadInputError(f"cannot read affinity model ({type(exc).__name__})", path=path,
+                            fix="the file is truncated; retrain it") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise BadInputError("not a pseudolabel affinity model", path=path,
+                            fix="give the --out folder of pseudolabel train-affinity")
+    model = AffinityNet(str(payload["backbone"]), int(payload["stride"]), int(payload["embed_dim"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()

@@ -1,0 +1,188 @@
+"""Local affinities and the random walk of AffinityNet / IRN, vectorised in torch.
+
+Pixels of a grid (h, w) are linked to every other pixel within ``radius`` (Euclidean, on the
+grid). The affinity ``a_pq`` of a link comes from a learned embedding (``exp(-mean_d |f_p -
+f_q|)``, :func:`embedding_affinity`) or, without a model, from colour (:func:`colour_affinity`).
+The transition matrix is ``T = D^-1 A^beta`` (``A`` symmetric with ones on the diagonal, ``D``
+its row sums), a sparse (hw, hw) CSR matrix; the walk applies it ``t`` times to the score maps.
+
+Also here: the pair labels and the balanced affinity loss used for training
+(:func:`pair_labels`, :func:`sample_pairs`, :func:`affinity_loss`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+Tensor = torch.Tensor
+
+#: Pair kinds of the training loss.
+BG_POS, FG_POS, NEG = 0, 1, 2
+#: Label of a grid cell whose CAM is neither confident foreground nor background.
+IGNORE_LABEL = 255
+
+
+def half_offsets(radius: float) -> list[tuple[int, int]]:
+    """(dy, dx) of the neighbours within ``radius`` (excluding 0), one of each pair +/- o.
+
+    ``radius`` < 1 gives no neighbour.
+    """
+    r = int(math.floor(radius))
+    out = []
+    for dy in range(0, r + 1):
+        for dx in range(-r, r + 1):
+            if (dy == 0 and dx <= 0) or dy * dy + dx * dx > radius * radius:
+                continue
+            out.append((dy, dx))
+    return out
+
+
+def _pairs(h: int, w: int, offsets: list[tuple[int, int]], device: torch.device
+           ) -> tuple[Tensor, Tensor, Tensor]:
+    """Flat indices (p, q) of every in-grid link p -> p + o, and the offset number of each."""
+    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device),
+                            indexing="ij")
+    ps, qs, ns = [], [], []
+    for n, (dy, dx) in enumerate(offsets):
+        valid = (ys + dy < h) & (xs + dx >= 0) & (xs + dx < w)
+        y, x = ys[valid], xs[valid]
+        ps.append(y * w + x)
+        qs.append((y + dy) * w + (x + dx))
+        ns.append(torch.full_like(y, n))
+    if not ps:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return empty, empty, empty
+    return torch.cat(ps), torch.cat(qs), torch.cat(ns)
+
+
+def embedding_affinity(embedding: Tensor, radius: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Affinities of the links within ``radius`` from a (D, h, w) embedding.
+
+    Returns:
+        p, q (n,) flat indices (each unordered pair once) and (n,) affinities
+        ``exp(-mean_d |f_p - f_q|)`` in (0, 1].
+    """
+    d, h, w = embedding.shape
+    p, q, _ = _pairs(h, w, half_offsets(radius), embedding.device)
+    flat = embedding.reshape(d, h * w)
+    return p, q, torch.exp(-(flat[:, p] - flat[:, q]).abs().mean(0))
+
+
+def colour_affinity(image: Tensor, radius: float, sigma: float = 10.0) -> tuple[Tensor, Tensor, Tensor]:
+    """Training-free affinities from colour: ``exp(-|c_p - c_q|^2 / (2 sigma^2))``.
+
+    Args:
+        image: (3, h, w) colour at grid resolution, 0-255.
+        sigma: colour width in the units of ``image``.
+    Returns:
+        p, q, affinities as :func:`embedding_affinity`.
+    """
+    _, h, w = image.shape
+    p, q, _ = _pairs(h, w, half_offsets(radius), image.device)
+    flat = image.reshape(3, h * w).float()
+    dist2 = ((flat[:, p] - flat[:, q]) ** 2).sum(0)
+    return p, q, torch.exp(-dist2 / (2.0 * sigma * sigma))
+
+
+def transition_matrix(p: Tensor, q: Tensor, affinity: Tensor, size: int, beta: float) -> Tensor:
+    """Sparse CSR (size, size) ``T = D^-1 A^beta``: A symmetric from the links, 1 on the diagonal."""
+    diag = torch.arange(size, device=affinity.device)
+    rows = torch.cat([p, q, diag])
+    cols = torch.cat([q, p, diag])
+    vals = torch.cat([affinity, affinity, torch.ones(size, device=affinity.device)]).double()
+    vals = vals.clamp_min(0.0) ** beta
+    degree = torch.zeros(size, dtype=vals.dtype, device=vals.device).index_add_(0, rows, vals)
+    vals = (vals / degree[rows]).float()
+    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (size, size),
+                                  check_invariants=False).coalesce()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return coo.to_sparse_csr()
+
+
+def random_walk(scores: Tensor, transition: Tensor, iterations: int) -> Tensor:
+    """``iterations`` steps of ``s <- T s`` on (C, h, w) score maps; T is (hw, hw) sparse."""
+    c, h, w = scores.shape
+    x = scores.reshape(c, h * w).T.contiguous()  # (hw, C)
+    for _ in range(iterations):
+        x = transition @ x
+    return x.T.reshape(c, h, w)
+
+
+def pair_labels(labels: Tensor, offsets: list[tuple[int, int]]) -> Tensor:
+    """(n_offsets, B, h, w) int8 pair kind of each link p -> p + o (-1 = not used).
+
+    Args:
+        labels: (B, h, w) long, 0 = confident background, c >= 1 confident class,
+            :data:`IGNORE_LABEL` = unsure.
+    Returns:
+        :data:`BG_POS` (both background), :data:`FG_POS` (same foreground class), :data:`NEG`
+        (different labels), -1 when either end is unsure or outside the grid.
+    """
+    b, h, w = labels.shape
+    out = torch.full((len(offsets), b, h, w), -1, dtype=torch.int8, device=labels.device)
+    for n, (dy, dx) in enumerate(offsets):
+        y1, x0, x1 = h - dy, max(0, -dx), min(w, w - dx)
+        a = labels[:, :y1, x0:x1]
+        c = labels[:, dy:, x0 + dx:x1 + dx]
+        sure = (a != IGNORE_LABEL) & (c != IGNORE_LABEL)
+        kind = torch.where(a == c, torch.where(a == 0, BG_POS, FG_POS), NEG).to(torch.int8)
+        out[n, :, :y1, x0:x1] = torch.where(sure, kind, torch.full_like(kind, -1))
+    return out
+
+
+def sample_pairs(labels: Tensor, offsets: list[tuple[int, int]], max_per_kind: int,
+                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """At most ``max_per_kind`` random links of each kind (memory stays bounded).
+
+    Returns:
+        p, q (m,) flat indices into the (B * h * w) cells and (m,) long kinds.
+    """
+    b, h, w = labels.shape
+    kinds = pair_labels(labels, offsets)
+    dy = torch.tensor([o[0] for o in offsets], device=labels.device)
+    dx = torch.tensor([o[1] for o in offsets], device=labels.device)
+    ps, qs, ks = [], [], []
+    for kind in (BG_POS, FG_POS, NEG):
+        idx = (kinds.reshape(-1) == kind).nonzero().squeeze(1)
+        if idx.numel() > max_per_kind:
+            pick = torch.randperm(idx.numel(), generator=generator)[:max_per_kind]
+            idx = idx[pick.to(idx.device)]
+        n, rest = idx // (b * h * w), idx % (b * h * w)
+        ps.append(rest)
+        qs.append(rest + dy[n] * w + dx[n])
+        ks.append(torch.full_like(rest, kind))
+    return torch.cat(ps), torch.cat(qs), torch.cat(ks)
+
+
+#: Weights of the loss terms (AffinityNet: bg/4 + fg/4 + neg/2).
+_KIND_WEIGHTS = {BG_POS: 0.25, FG_POS: 0.25, NEG: 0.5}
+
+
+def affinity_loss(embedding: Tensor, p: Tensor, q: Tensor, kinds: Tensor,
+                  eps: float = 1e-5) -> Tensor:
+    """The balanced affinity loss on sampled links.
+
+    Args:
+        embedding: (B, D, h, w); p, q index its (B * h * w) cells; kinds as :func:`sample_pairs`.
+    Returns:
+        scalar: each kind's mean of ``-log a`` (positives) or ``-log(1 - a)`` (negatives),
+        weighted 1/4, 1/4, 1/2 and renormalised over the kinds present (0 when none).
+    """
+    b, d, h, w = embedding.shape
+    flat = embedding.permute(0, 2, 3, 1).reshape(b * h * w, d)
+    aff = torch.exp(-(flat[p] - flat[q]).abs().mean(1))
+    total = embedding.new_zeros(())
+    weight = 0.0
+    for kind, wk in _KIND_WEIGHTS.items():
+        sel = kinds == kind
+        if not bool(sel.any()):
+            continue
+        a = aff[sel]
+        term = -torch.log(a + eps) if kind != NEG else -torch.log(1.0 - a + eps)
+        total = total + wk * term.mean()
+        weight += wk
+    return total / weight if weight else total + 0.0 * embedding.sum()

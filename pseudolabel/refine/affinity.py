@@ -1,0 +1,119 @@
+"""``affinity``: propagate the score maps by a random walk over pixel affinities (AffinityNet/IRN).
+
+On a grid of stride ``s`` (the model's, or ``stride`` without a model) each cell links to the
+cells within ``radius``. Affinities come from the model trained by ``pseudolabel
+train-affinity`` (``model=AFF_DIR``) or, with no model, from colour (a training-free stand-in).
+The transition matrix ``T = D^-1 A^beta`` is applied ``iterations`` times to the score maps:
+foreground rows as they are, background ``(1 - max fg)^bg_power`` as IRN/AffinityNet do; the
+walked maps are upsampled back to the image size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pseudolabel.affinity.net import AffinityNet, load_affinity_net, math_ceil
+from pseudolabel.affinity.walk import (
+    colour_affinity,
+    embedding_affinity,
+    random_walk,
+    transition_matrix,
+)
+from pseudolabel.errors import BadInputError
+from pseudolabel.refine._filters import check_device
+from pseudolabel.refine.base import Refiner, RefineState
+from pseudolabel.refine.registry import REFINERS
+
+
+@dataclass(frozen=True)
+class AffinityParams:
+    """Parameters of the affinity random walk (AffinityNet defaults where they apply)."""
+
+    model: str | None = field(
+        default=None, metadata={"help": "AFF_DIR of train-affinity; none = colour affinities"})
+    radius: float = field(default=5.0, metadata={"help": "link radius on the grid (cells)"})
+    beta: float = field(default=8.0, metadata={"help": "power of the affinities"})
+    iterations: int = field(default=32, metadata={"help": "random walk steps"})
+    bg_power: float = field(default=1.0, metadata={"help": "background = (1 - max fg) ** bg_power"})
+    stride: int = field(default=4, metadata={"help": "grid stride without a model"})
+    sigma: float = field(default=10.0, metadata={"help": "colour width (0-255) without a model"})
+    device: str = field(default="cpu", metadata={"help": "torch device"})
+    fill_ignore: bool = field(
+        default=False, metadata={"help": "label ignored (255) pixels too instead of keeping them"})
+
+    def __post_init__(self) -> None:
+        if self.radius < 1 or self.beta <= 0 or self.iterations < 0:
+            raise ValueError("radius must be >= 1, beta > 0, iterations >= 0")
+        if self.bg_power <= 0 or self.stride < 1 or self.sigma <= 0:
+            raise ValueError("bg_power and sigma must be positive, stride >= 1")
+        check_device(self.device)
+
+
+def walk_scores(scores: torch.Tensor, p: torch.Tensor, q: torch.Tensor, affinity: torch.Tensor,
+                params: AffinityParams) -> torch.Tensor:
+    """(C, h, w) grid scores after ``iterations`` steps of ``T = D^-1 A^beta``."""
+    c, h, w = scores.shape
+    transition = transition_matrix(p, q, affinity, h * w, params.beta)
+    return random_walk(scores, transition, params.iterations)
+
+
+@REFINERS.register("affinity")
+class Affinity(Refiner):
+    """Random walk of the score maps over learned (or colour) pixel affinities."""
+
+    name = "affinity"
+    description = "random walk of the scores over learned affinities (AffinityNet/IRN; model=AFF_DIR)"
+    needs = frozenset({"image"})
+    Params = AffinityParams
+
+    def __init__(self, params: Any = None) -> None:
+        super().__init__(params)
+        self._model: AffinityNet | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None}  # workers load the model themselves
+
+    def _net(self) -> AffinityNet:
+        if self._model is None:
+            self._model = load_affinity_net(str(self.params.model), self.params.device)
+        return self._model
+
+    def _links(self, image: np.ndarray) -> tuple[tuple[int, int], torch.Tensor, torch.Tensor,
+                                                 torch.Tensor]:
+        """Grid size and (p, q, affinity) of its links for an (H, W, 3) uint8 image."""
+        p = self.params
+        x = torch.from_numpy(np.array(image)).to(p.device).permute(2, 0, 1).float()
+        with torch.no_grad():
+            if p.model is None:
+                grid = (math_ceil(x.shape[1], p.stride), math_ceil(x.shape[2], p.stride))
+                small = F.adaptive_avg_pool2d(x[None], grid)[0]
+                return grid, *colour_affinity(small, p.radius, p.sigma)
+            emb = self._net()(x[None] / 255.0)[0]
+            return (emb.shape[1], emb.shape[2]), *embedding_affinity(emb, p.radius)
+
+    def refine(self, state: RefineState) -> RefineState:
+        p = self.params
+        if state.image is None:
+            raise BadInputError(f"{self.name}: no image for {state.image_id or 'this record'}",
+                                fix=f"{self.name} needs the images: give --images ROOT")
+        height, width = state.size
+        ignore = np.zeros_like(state.ignore) if p.fill_ignore else state.ignore.copy()
+        fg = torch.from_numpy(np.array(state.scores[1:], np.float32)).to(p.device).clamp(0, 1)
+        if fg.shape[0] == 0:
+            return state.replace(scores=np.ones((1, height, width), np.float32), ignore=ignore)
+        bg = (1.0 - fg.max(0, keepdim=True).values) ** p.bg_power
+        scores = torch.cat([bg, fg])
+        scores = scores * torch.from_numpy(~state.ignore).to(p.device)  # no evidence when ignored
+        grid, q_from, q_to, affinity = self._links(state.image)
+        small = F.adaptive_avg_pool2d(scores[None], grid)[0]
+        with torch.no_grad():
+            walked = walk_scores(small, q_from, q_to, affinity, p)
+        out = F.interpolate(walked[None], size=(height, width), mode="bilinear",
+                            align_corners=False)[0]
+        return state.replace(scores=np.ascontiguousarray(out.cpu().numpy(), np.float32),
+                             ignore=ignore)
