@@ -71,10 +71,8 @@ def test_run_lock_refuses_a_second_process_and_is_freed_on_kill(tmp_path: Path) 
 
 
 def test_atomic_outputs_get_the_usual_file_mode(tmp_path: Path) -> None:
-    mask = os.umask(0o022)
-    try:
-        with atomic_write(tmp_path / "f.bin") as fh:
-            fh.write(b"x")
-    finally:
-        os.umask(mask)
-    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644
+    from pseudolabel.io import _UMASK
+
+    with atomic_write(tmp_path / "f.bin") as fh:
+        fh.write(b"x")
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o666 & ~_UMASK != 0o600
