@@ -30,7 +30,7 @@ def half_offsets(radius: float) -> list[tuple[int, int]]:
 
     ``radius`` < 1 gives no neighbour.
     """
-    r = int(math.floor(radius))
+    r = math.floor(radius)
     out = []
     for dy in range(0, r + 1):
         for dx in range(-r, r + 1):

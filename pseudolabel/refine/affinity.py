@@ -57,7 +57,7 @@ class AffinityParams:
 def walk_scores(scores: torch.Tensor, p: torch.Tensor, q: torch.Tensor, affinity: torch.Tensor,
                 params: AffinityParams) -> torch.Tensor:
     """(C, h, w) grid scores after ``iterations`` steps of ``T = D^-1 A^beta``."""
-    c, h, w = scores.shape
+    _, h, w = scores.shape
     transition = transition_matrix(p, q, affinity, h * w, params.beta)
     return random_walk(scores, transition, params.iterations)
 

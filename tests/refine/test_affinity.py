@@ -28,8 +28,9 @@ from pseudolabel.affinity import train as train_module
 from pseudolabel.affinity.walk import BG_POS, FG_POS, IGNORE_LABEL, NEG, pair_labels
 from pseudolabel.cli.main import cli
 from pseudolabel.refine import create_refiner, initial_state, to_mask
+from refine.stores import write_cam_store
+
 from cli_helpers import assert_one_line_error
-from .stores import write_cam_store
 
 
 def dense_links(h: int, w: int, radius: float) -> list[tuple[int, int]]:
