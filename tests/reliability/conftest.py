@@ -3,6 +3,8 @@
 ``rel_root``   a 12-image, 48 px synthetic smoke data set (read-only: copy before changing)
 ``rel_run``    RUN_DIR of one tiny training run on it (test_resnet, 32 px, 1 epoch)
 ``rel_cams``   CAMS.h5 made from ``rel_run`` on ``rel_root``
+``specs``      the harness StageSpecs of train / make-cams / refine on these inputs
+``references`` stage -> output of an uninterrupted run of that spec (in this process)
 ``cli_run``    run the CLI in this process: ``cli_run(*args) -> click Result``
 """
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from harness import invoke
+from harness import StageSpec, in_process_runner, invoke, leftovers, standard_specs
 
 TINY_TRAIN = ["--student", "test_resnet", "--image-size", "32", "--batch-size", "4",
               "--epochs", "1", "--val-fraction", "0", "--num-workers", "0", "--device", "cpu"]
@@ -46,3 +48,20 @@ def rel_cams(rel_root: Path, rel_run: Path, tmp_path_factory: pytest.TempPathFac
     result = invoke("make-cams", rel_root, "--model", rel_run, "--out", out, *TINY_CAMS)
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def specs(rel_root: Path, rel_run: Path, rel_cams: Path) -> dict[str, StageSpec]:
+    return standard_specs(rel_root, rel_run, rel_cams)
+
+
+@pytest.fixture(scope="session")
+def references(specs, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    refs = {}
+    for name, spec in specs.items():
+        args, out = spec.build(tmp_path_factory.mktemp(f"ref-{name}"))
+        status, text = in_process_runner(args)
+        assert status == 0, text
+        assert not leftovers(out.parent)
+        refs[name] = out
+    return refs

@@ -223,22 +223,36 @@ class TrialResult:
     problems: list[str]
 
 
+def start(args: Sequence[str]) -> subprocess.Popen:
+    """``python -m pseudolabel *args`` in a new process group (stderr piped, text)."""
+    return subprocess.Popen([sys.executable, "-m", "pseudolabel", *args],
+                            env={**os.environ, **ENV}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_lock(proc: subprocess.Popen, out: Path, timeout: float = 300) -> bool:
+    """Wait until ``proc`` holds the lock of ``out`` (True) or has ended (False)."""
+    deadline = time.monotonic() + timeout
+    lock = lock_file(out)
+    while not lock.exists():
+        if proc.poll() is not None:
+            return False
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{proc.args} never locked {out}")
+        time.sleep(0.002)
+    return True
+
+
 def interrupt(args: Sequence[str], out: Path, sig: int, delay: float,
               timeout: float = 300) -> tuple[int, str, bool]:
     """Start the command, send ``sig`` to its process group ``delay`` s after it locks ``out``.
 
     Returns (exit status, stderr, whether the signal landed while it still ran).
     """
-    proc = subprocess.Popen([sys.executable, "-m", "pseudolabel", *args],
-                            env={**os.environ, **ENV}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = start(args)
     deadline = time.monotonic() + timeout
-    lock = lock_file(out)
     try:
-        while not lock.exists() and proc.poll() is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{args[0]} never locked {out}")
-            time.sleep(0.005)
+        wait_for_lock(proc, out, timeout)
         time.sleep(delay)
         landed = proc.poll() is None
         if landed:

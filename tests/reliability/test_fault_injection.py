@@ -11,33 +11,9 @@ import signal
 from pathlib import Path
 
 import pytest
-from harness import (
-    StageSpec,
-    compare_h5,
-    in_process_runner,
-    leftovers,
-    run_trial,
-    standard_specs,
-)
+from harness import compare_h5, in_process_runner, leftovers, run_trial
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def specs(rel_root: Path, rel_run: Path, rel_cams: Path) -> dict[str, StageSpec]:
-    return standard_specs(rel_root, rel_run, rel_cams)
-
-
-@pytest.fixture(scope="module")
-def references(specs, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    refs = {}
-    for name, spec in specs.items():
-        args, out = spec.build(tmp_path_factory.mktemp(f"ref-{name}"))
-        status, text = in_process_runner(args)
-        assert status == 0, text
-        assert not leftovers(out.parent)
-        refs[name] = out
-    return refs
 
 
 # delays after the stage took its lock; seeded, so a failure replays
