@@ -64,12 +64,29 @@ def grid_indices(height: int, width: int, max_samples: int) -> np.ndarray:
     return (ys[:, None] * width + xs[None, :]).reshape(-1)
 
 
+def _monotone(table: np.ndarray, grid: np.ndarray, top_mean: np.ndarray) -> np.ndarray:
+    """Make each row of a posterior table (B, knots) non-decreasing in the score.
+
+    Below the top component's mean a value keeps the smallest posterior of any value between
+    it and that mean, above it the largest of any value between: a Gaussian tail of another
+    component can then neither make a lower score look like foreground (a wide top component
+    overtaking a narrow low one far left) nor a higher score look like background.
+    """
+    out = table.copy()
+    for b in range(table.shape[0]):
+        i = int(np.searchsorted(grid[b], top_mean[b]))
+        i = min(max(i, 0), table.shape[1] - 1)
+        out[b, :i + 1] = np.minimum.accumulate(table[b, :i + 1][::-1])[::-1]
+        out[b, i:] = np.maximum.accumulate(table[b, i:])
+    return out
+
+
 def _top_posterior(mixture: Mixture, x: np.ndarray, knots: int = 4097) -> np.ndarray:
     """(B, M) float32 posterior of the highest-mean component for x (B, M, D).
 
-    In 1-D the posterior is a smooth function of the value: it is computed exactly on ``knots``
-    points spanning each row's range and linearly interpolated (exact at the knots, so at the
-    extremes, e.g. the many zeros of a CAM); in more dimensions it is computed per pixel.
+    In 1-D the posterior is a function of the score alone: it is computed exactly on ``knots``
+    points spanning each row's range, made non-decreasing (:func:`_monotone`) and linearly
+    interpolated; with colour (D > 1) it is computed per pixel.
     """
     top = mixture.top_component()
     if x.shape[2] != 1:
@@ -77,7 +94,9 @@ def _top_posterior(mixture: Mixture, x: np.ndarray, knots: int = 4097) -> np.nda
     values = x[..., 0]
     lo, hi = values.min(axis=1), values.max(axis=1)
     grid = np.linspace(lo, hi, knots, axis=1)  # (B, knots), uniform
-    table = component_posterior(mixture, grid[..., None], top).astype(np.float32)
+    table = component_posterior(mixture, grid[..., None], top)
+    top_mean = mixture.means[np.arange(len(top)), top, 0]
+    table = _monotone(table, grid, top_mean).astype(np.float32)
     # Linear interpolation on the uniform grid by direct indexing (== np.interp, faster).
     step = np.where(hi > lo, (hi - lo) / (knots - 1), 1.0).astype(np.float32)
     pos = (values - lo[:, None].astype(np.float32)) / step[:, None]
@@ -88,6 +107,12 @@ def _top_posterior(mixture: Mixture, x: np.ndarray, knots: int = 4097) -> np.nda
     flat = table.reshape(-1)
     left = flat[rows + i0]
     return left + pos * (flat[rows + i0 + 1] - left)
+
+
+def _weighted_mean(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(B, 1, D) mean of x (B, n, D) over the samples where weight (B, n) is True."""
+    w = weight[..., None].astype(np.float64)
+    return (x * w).sum(axis=1, keepdims=True) / np.maximum(w.sum(axis=1, keepdims=True), 1.0)
 
 
 @dataclass(frozen=True)
@@ -173,13 +198,23 @@ class Gmm(Refiner):
         return np.concatenate([cam[..., None], lab], axis=2).astype(np.float32)
 
     def _fit(self, sample: np.ndarray, seed: int) -> tuple[Mixture, np.ndarray, np.ndarray]:
-        """Mixtures (batch B) fitted on standardised samples (B, n, D); shift, scale (B, 1, D)."""
-        shift = sample.mean(axis=1, keepdims=True)
-        scale = np.maximum(sample.std(axis=1, keepdims=True), _FLAT)
+        """Mixtures (batch B) fitted on standardised samples (B, n, D); shift, scale (B, 1, D).
+
+        Samples at a row's floor (the minimum score: the zeros of a ReLU CAM, a point mass no
+        Gaussian models) are left out of the fit when enough others remain; otherwise a
+        component collapses onto them and every other pixel looks like foreground.
+        """
+        cam = sample[..., 0]
+        weight = cam > cam.min(axis=1, keepdims=True) + _FLAT
+        few = weight.sum(axis=1) < 4 * self.params.components
+        weight[few] = True
+        shift = _weighted_mean(sample, weight)
+        scale = np.maximum(np.sqrt(_weighted_mean((sample - shift) ** 2, weight)), _FLAT)
         p = self.params
         mixture = fit_mixture((sample - shift) / scale, p.components, init=p.init,
-                              max_iter=p.max_iter, tol=p.tol, reg=1e-6, seed=seed)
-        return mixture, shift, scale
+                              max_iter=p.max_iter, tol=p.tol, reg=1e-6, seed=seed,
+                              sample_weight=weight)
+        return mixture, shift.astype(np.float32), scale.astype(np.float32)
 
     # -- dataset scope ---------------------------------------------------------------------
 

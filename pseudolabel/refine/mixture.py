@@ -92,37 +92,46 @@ def _hard_resp(labels: np.ndarray, k: int, dtype: np.dtype) -> np.ndarray:
     return (labels[..., None] == np.arange(k)).astype(dtype)
 
 
-def _quantile_labels(x: np.ndarray, k: int) -> np.ndarray:
-    """(B, N) labels: the k equal-count groups of the samples ranked along dimension 0."""
-    n = x.shape[1]
+def _quantile_labels(x: np.ndarray, k: int, w: np.ndarray) -> np.ndarray:
+    """(B, N) labels: k groups of equal total weight ``w`` (B, N), ranked along dimension 0."""
     order = np.argsort(x[:, :, 0], axis=1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(n)[None, :].repeat(x.shape[0], 0), axis=1)
-    return np.minimum(ranks * k // n, k - 1)
+    w_sorted = np.take_along_axis(w, order, axis=1)
+    # The weight strictly before each sample, as a share of the total: its quantile.
+    before = (np.cumsum(w_sorted, axis=1) - w_sorted) / w_sorted.sum(axis=1, keepdims=True)
+    labels_sorted = np.minimum((before * k).astype(np.int64), k - 1)
+    labels = np.empty_like(labels_sorted)
+    np.put_along_axis(labels, order, labels_sorted, axis=1)
+    return labels
 
 
-def _kmeanspp_labels(x: np.ndarray, k: int, rng: np.random.Generator,
+def _pick(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(B,) one index per row drawn with probabilities proportional to p (B, N) >= 0."""
+    cum = np.cumsum(p, axis=1)
+    return np.minimum((cum < rng.random(p.shape[0])[:, None] * cum[:, -1:]).sum(axis=1),
+                      p.shape[1] - 1)
+
+
+def _kmeanspp_labels(x: np.ndarray, k: int, w: np.ndarray, rng: np.random.Generator,
                      lloyd_iter: int = 10) -> np.ndarray:
-    """(B, N) labels from k-means++ seeding then a few Lloyd steps, batched over B."""
-    b, n, _ = x.shape
+    """(B, N) labels from weighted k-means++ seeding then a few Lloyd steps, batched over B."""
+    b = x.shape[0]
     rows = np.arange(b)
-    centers = [x[rows, rng.integers(0, n, size=b)]]  # list of (B, D)
+    centers = [x[rows, _pick(w, rng)]]  # list of (B, D)
     d2 = ((x - centers[0][:, None]) ** 2).sum(axis=2)  # (B, N)
     for _ in range(1, k):
-        p = d2 / np.maximum(d2.sum(axis=1, keepdims=True), _TINY)
-        p[d2.sum(axis=1) <= _TINY] = 1.0 / n  # all points equal: pick any
-        cum = np.cumsum(p, axis=1)
-        pick = np.minimum((cum < rng.random(b)[:, None] * cum[:, -1:]).sum(axis=1), n - 1)
-        centers.append(x[rows, pick])
+        p = d2 * w
+        flat = p.sum(axis=1) <= _TINY  # every weighted point on a centre: pick any
+        p[flat] = w[flat]
+        centers.append(x[rows, _pick(p, rng)])
         d2 = np.minimum(d2, ((x - centers[-1][:, None]) ** 2).sum(axis=2))
     c = np.stack(centers, axis=1)  # (B, K, D)
-    labels = np.zeros((b, n), dtype=np.int64)
+    labels = np.zeros(x.shape[:2], dtype=np.int64)
     for _ in range(lloyd_iter):
         dist = ((x[:, :, None, :] - c[:, None]) ** 2).sum(axis=3)  # (B, N, K)
         labels = dist.argmin(axis=2)
-        resp = _hard_resp(labels, k, x.dtype)
+        resp = _hard_resp(labels, k, x.dtype) * w[..., None]
         count = resp.sum(axis=1)  # (B, K)
-        new = np.matmul(resp.transpose(0, 2, 1), x) / np.maximum(count, 1.0)[..., None]
+        new = np.matmul(resp.transpose(0, 2, 1), x) / np.maximum(count, _TINY)[..., None]
         c = np.where(count[..., None] > 0, new, c)  # an empty cluster keeps its centre
     return labels
 
@@ -136,6 +145,7 @@ def fit_mixture(
     tol: float = 1e-4,
     reg: float = 1e-6,
     seed: int = 0,
+    sample_weight: np.ndarray | None = None,
 ) -> Mixture:
     """Fit B mixtures of ``n_components`` diagonal Gaussians by EM.
 
@@ -148,6 +158,8 @@ def fit_mixture(
         tol: stop when every mixture's mean log-likelihood changes by less than this.
         reg: added to every variance (sklearn's ``reg_covar``).
         seed: for ``kmeans++``.
+        sample_weight: (B, N) non-negative weights (None: all 1); a weight 0 leaves a sample
+            out, an integer weight counts it that many times.
     Returns:
         the :class:`Mixture` (float64 parameters).
     """
@@ -157,24 +169,29 @@ def fit_mixture(
     if x.ndim != 3 or x.shape[1] < 1:
         raise ValueError(f"samples must be (B, N, D) with N >= 1, got {x.shape}")
     k = int(n_components)
+    w = (np.ones(x.shape[:2]) if sample_weight is None
+         else np.asarray(sample_weight, dtype=np.float64).reshape(x.shape[:2]))
+    if (w < 0).any() or (w.sum(axis=1) <= 0).any():
+        raise ValueError("sample weights must be >= 0 with a positive sum per mixture")
     if init == "quantile":
-        labels = _quantile_labels(x, k)
+        labels = _quantile_labels(x, k, w)
     elif init == "kmeans++":
-        labels = _kmeanspp_labels(x, k, np.random.default_rng(seed))
+        labels = _kmeanspp_labels(x, k, w, np.random.default_rng(seed))
     else:
         raise ValueError(f"unknown init {init!r}")
-    weights, means, variances = _m_step(x, _hard_resp(labels, k, x.dtype), reg)
+    weights, means, variances = _m_step(x, _hard_resp(labels, k, x.dtype) * w[..., None], reg)
+    w_mean = w / w.sum(axis=1, keepdims=True)
     previous = np.full(x.shape[0], -np.inf)
     converged = np.zeros(x.shape[0], dtype=bool)
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is reported
         log_resp, log_lik = _normalise_log(_log_joint(x, weights, means, variances))
-        current = log_lik.mean(axis=1)
+        current = (log_lik * w_mean).sum(axis=1)
         converged = np.abs(current - previous) < tol
         if converged.all():
             break
         previous = current
-        weights, means, variances = _m_step(x, np.exp(log_resp), reg)
+        weights, means, variances = _m_step(x, np.exp(log_resp) * w[..., None], reg)
     return Mixture(weights, means, variances, current, n_iter, converged)
 
 

@@ -64,6 +64,21 @@ def test_batched_fit_equals_separate_fits() -> None:
         np.testing.assert_allclose(alone.means[0], together.means[b], atol=1e-6)
 
 
+def test_sample_weights_leave_out_and_count_samples() -> None:
+    rng = np.random.default_rng(4)
+    x = _two_gaussians(rng, 600, 0.2, 0.7, 0.4)[None]
+    keep = rng.random(600) < 0.6
+    subset = fit_mixture(x[:, keep], 2, tol=1e-10, max_iter=300)
+    weighted = fit_mixture(x, 2, tol=1e-10, max_iter=300, sample_weight=keep[None])
+    np.testing.assert_allclose(weighted.means, subset.means, atol=1e-6)
+    np.testing.assert_allclose(weighted.weights, subset.weights, atol=1e-6)
+    counts = rng.integers(1, 4, 600)
+    repeated = fit_mixture(np.repeat(x, counts, axis=1), 2, tol=1e-10, max_iter=300)
+    counted = fit_mixture(x, 2, tol=1e-10, max_iter=300, sample_weight=counts[None])
+    np.testing.assert_allclose(counted.means, repeated.means, atol=1e-6)
+    np.testing.assert_allclose(counted.variances, repeated.variances, rtol=1e-5)
+
+
 def test_top_posterior_interpolation_is_close_to_exact() -> None:
     rng = np.random.default_rng(3)
     x = np.stack([_two_gaussians(rng, 3000, 0.05, 0.8, 0.2)]).astype(np.float32)
@@ -71,6 +86,34 @@ def test_top_posterior_interpolation_is_close_to_exact() -> None:
     m = fit_mixture(x, 2)
     exact = component_posterior(m, x.astype(np.float64), m.top_component())
     np.testing.assert_allclose(_top_posterior(m, x), exact, atol=2e-3)
+
+
+@pytest.mark.parametrize("spec", ["gmm", "gmm:components=3", "gmm:init=kmeans++"])
+def test_relu_zeros_do_not_turn_the_background_into_foreground(spec: str) -> None:
+    """Half the CAM exactly 0 (ReLU), 30 % low background, 20 % smoke."""
+    rng = np.random.default_rng(0)
+    values = np.concatenate([np.zeros(5000), np.clip(rng.normal(0.12, 0.05, 3000), 0.01, 1),
+                             np.clip(rng.normal(0.8, 0.08, 2000), 0, 1)])
+    state = initial_state({"a": values.reshape(1, 100, 100).astype(np.float32)}, "a",
+                          np.array([0]), (100, 100))
+    out = create_refiner(spec).refine(state)
+    mask = to_mask(out).ravel()
+    assert (mask[:8000] == 0).mean() > 0.98 and (mask[8000:] == 1).mean() > 0.98
+    # The foreground probability never decreases as the score grows.
+    order = np.argsort(state.scores[1].ravel(), kind="stable")
+    assert (np.diff(out.scores[1].ravel()[order]) >= -1e-6).all()
+
+
+def test_posterior_is_monotone_when_the_top_component_is_wide() -> None:
+    """A narrow low mode and a wide high one: far left, the wide Gaussian's tail dominates."""
+    rng = np.random.default_rng(5)
+    values = np.concatenate([rng.normal(0.5, 0.02, 3000), rng.normal(0.8, 0.15, 1000)])
+    values = np.clip(values, 0.0, 1.0)
+    values[:20] = 0.05  # a few far-left pixels
+    state = initial_state({"a": values.reshape(1, 40, 100).astype(np.float32)}, "a",
+                          np.array([0]), (40, 100))
+    out = create_refiner("gmm").refine(state)
+    assert (to_mask(out).ravel()[:20] == 0).all()
 
 
 def test_rgb_to_lab_reference_values() -> None:
@@ -169,6 +212,7 @@ def test_gmm_dataset_scope_fits_one_mixture_per_class() -> None:
     assert sorted(fitted.fitted) == [0, 1]
     # The fitted mixture is sklearn's on the same (standardised) values.
     values = np.concatenate(pooled[0]).astype(np.float64)
+    values = values[values[:, 0] > values.min() + 1e-6]  # the floor (ReLU zeros) is left out
     z = (values - values.mean()) / values.std()
     ref = GaussianMixture(2, covariance_type="diag", tol=1e-4, random_state=0).fit(z)
     f = fitted.fitted[0]
