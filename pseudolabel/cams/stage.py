@@ -155,13 +155,10 @@ class _Job:
             # gradients are taken w.r.t. activations only: no graph for the weights
             self.models[which] = model.to(self.device).eval().requires_grad_(False)
             checkpoints[which] = _sha256(ckpt)
-        first = self.models[config.models[0]]
-        strides = {n: first.layer_info(n).reduction for n in config.layers}
-        for model in self.models.values():
-            if {n: model.layer_info(n).reduction for n in config.layers} != strides:
-                raise BadInputError("student and teacher have other strides for these layers",
-                                    path=run_dir, fix="export them one at a time (--models)")
-        self.strides = strides
+        # each model at its own strides: a CNN student (32) and a ViT teacher (16) share a store
+        self.strides = {which: {n: model.layer_info(n).reduction for n in config.layers}
+                        for which, model in self.models.items()}
+        strides = {f"{which}/{n}": r for which, per in self.strides.items() for n, r in per.items()}
         ids = tuple(self.data.ids)
         check_id_clashes(ids, config.models, root)
         options = {k: v for k, v in to_dict(config).items() if k not in ("shard", "merge")}
@@ -219,7 +216,7 @@ class _Job:
         probs = None
         cams: dict[str, Any] = {}
         for which, model in self.models.items():
-            p, maps = multiscale_cams(self.method, model, x, self.config.layers, self.strides,
+            p, maps = multiscale_cams(self.method, model, x, self.config.layers, self.strides[which],
                                       self.config.scales, self.config.flip)
             probs = p if probs is None else probs
             for layer, cam in maps.items():

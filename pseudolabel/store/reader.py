@@ -132,7 +132,8 @@ class CamStore:
 
     def stride(self, key: str) -> int:
         """The stride (w.r.t. the image) of the CAMs of ``key``."""
-        return int(self.header.strides[key.split("/", 1)[-1]])
+        strides = self.header.strides
+        return int(strides[key] if key in strides else strides[key.split("/", 1)[-1]])
 
     # ------------------------------------------------------------------------------ images
     def ids(self) -> list[str]:

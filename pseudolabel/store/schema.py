@@ -146,7 +146,7 @@ def write_record(f: h5py.File, rec: CamRecord, strides: Mapping[str, int],
             kwargs = {"chunks": (1, *data.shape[1:]), "compression": compression,
                       "shuffle": compression == "gzip"}
         ds = g.create_dataset(key, data=data, **kwargs)
-        ds.attrs["stride"] = int(strides.get(key.split("/", 1)[1], 0))
+        ds.attrs["stride"] = int(strides.get(key, strides.get(key.split("/", 1)[1], 0)))
 
 
 def read_record(f: h5py.File, image_id: str, keys: Sequence[str]) -> CamRecord:

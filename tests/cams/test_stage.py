@@ -236,3 +236,18 @@ def test_resume_after_sigkill_equals_uninterrupted_run(demo_root: Path, run_dir:
     assert not parts.exists() and not list(tmp_path.glob(".tmp-*"))
     reference = run(cfg, demo_root, run_dir, tmp_path / "ref.h5")
     assert_same_files(reference, out)
+
+
+def test_cnn_student_and_vit_teacher_share_a_store_at_their_own_strides(
+        demo_root: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    make_run(run_dir, ("smoke",))
+    save_checkpoint(run_dir / "teacher.pt", create_classifier("test_vit", ("smoke",)))
+    cfg = MakeCamsConfig(models=("student", "teacher"), **FAST)
+    out = run(cfg, demo_root, run_dir, tmp_path / "cams.h5")
+    with CamStore.open(out) as store:
+        assert store.stride("student/features") == 32 and store.stride("teacher/features") == 16
+        rec = store.read(store.ids()[0])
+        h, w = rec.image_size
+        assert rec.cams["student/features"].shape[1:] == (-(-h // 32), -(-w // 32))
+        assert rec.cams["teacher/features"].shape[1:] == (-(-h // 16), -(-w // 16))
