@@ -23,8 +23,9 @@ def command(out, n_images, size, epochs, seed, device) -> None:
     \b
     OUT/data        the synthetic smoke data set (pseudolabel demo-data)
     OUT/run         teacher (ViT) and student (CNN) checkpoints, metrics, curves
-    OUT/cams.h5     the student's multi-scale CAMs
-    OUT/masks       pseudo-masks from the gmm refiner (OUT/masks-baseline: plain threshold)
+    OUT/cams.h5     multi-scale CAMs of the student and the teacher
+    OUT/masks       pseudo-masks: student+teacher fusion, then gmm (OUT/masks-baseline:
+                    the student's CAM with a plain background threshold)
     OUT/report.html scores, curves and the masks, worst first
     Rerunning the same command resumes an interrupted demo.
     """
@@ -37,7 +38,7 @@ def command(out, n_images, size, epochs, seed, device) -> None:
         click.echo("baseline (CAM + background threshold):")
         click.echo(result.baseline_scores.table())
     if result.scores is not None:
-        click.echo("pseudolabel (CAM + gmm correction):")
+        click.echo("pseudolabel (student+teacher fusion, then gmm correction):")
         click.echo(result.scores.table())
     if result.report is not None:
         click.echo(f"report: {result.report.resolve()}")

@@ -93,9 +93,9 @@ def demo_config(*, epochs: int = 6, device: str = "auto") -> PipelineConfig:
                           align="spatial", kd_weight=1.0, epochs=epochs, image_size=128,
                           batch_size=32, lr=1e-3, num_workers=1, device=device,
                           val_split="val", warmup_epochs=0.5),
-        cams=MakeCamsConfig(split="train", scales=(1.0, 0.5, 1.5), models=("student",),
+        cams=MakeCamsConfig(split="train", scales=(1.0, 0.5, 1.5), models=("student", "teacher"),
                             batch_size=32, workers=1, device=device),
-        refine=RefineConfig(refiners=("gmm",), workers=2),
+        refine=RefineConfig(refiners=("fusion", "gmm"), key="student/features", workers=2),
         baseline=("threshold",),
     )
 
