@@ -47,15 +47,15 @@ class AffinityNet(nn.Module):
                 raise BadInputError("weights file does not exist", path=pretrained_file,
                                     fix="give a local timm state dict (never downloaded)")
             kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(pretrained_file)})
-        probe = timm.create_model(backbone, pretrained=False, features_only=True)
-        reductions = probe.feature_info.reduction()
-        levels = [i for i, r in enumerate(reductions) if r >= stride]
-        if not levels or reductions[levels[0]] != stride:
+        # Finer levels are computed on the way anyway: create once, use those of stride >= stride.
+        self.backbone = timm.create_model(backbone, **kwargs)
+        reductions = self.backbone.feature_info.reduction()
+        self.levels = [i for i, r in enumerate(reductions) if r >= stride]
+        if not self.levels or reductions[self.levels[0]] != stride:
             raise BadInputError(f"{backbone} has no feature level of stride {stride} "
                                 f"(it has {reductions})", fix="choose --stride among those")
-        self.backbone = timm.create_model(backbone, out_indices=tuple(levels), **kwargs)
         self.backbone_name, self.stride, self.embed_dim = backbone, stride, embed_dim
-        channels = self.backbone.feature_info.channels()
+        channels = [self.backbone.feature_info.channels()[i] for i in self.levels]
         width = max(16, embed_dim)
         self.lateral = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, width, 1, bias=False), nn.GroupNorm(4, width), nn.ReLU())
@@ -70,7 +70,8 @@ class AffinityNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, D, ceil(H / stride), ceil(W / stride)) embedding."""
-        feats = self.backbone((x - self.mean) / self.std)
+        all_feats = self.backbone((x - self.mean) / self.std)
+        feats = [all_feats[i] for i in self.levels]
         size = (math_ceil(x.shape[2], self.stride), math_ceil(x.shape[3], self.stride))
         maps = [F.interpolate(lat(f), size=size, mode="bilinear", align_corners=False)
                 for lat, f in zip(self.lateral, feats, strict=True)]

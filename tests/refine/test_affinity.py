@@ -260,3 +260,13 @@ def test_refiner_bad_model_path_is_clear(tmp_path: Path) -> None:
         create_refiner(f"affinity:model={tmp_path / 'none'}").refine(_state())
     with pytest.raises(BadInputError, match="--images"):
         create_refiner("affinity").refine(_state().replace(image=None))
+
+
+def test_affinity_net_shapes_and_bad_stride() -> None:
+    from pseudolabel.affinity import AffinityNet
+    from pseudolabel.errors import BadInputError
+
+    net = AffinityNet("test_resnet", stride=8, embed_dim=6)
+    assert net(torch.rand(2, 3, 40, 36)).shape == (2, 6, 5, 5)
+    with pytest.raises(BadInputError, match="stride"):
+        AffinityNet("test_resnet", stride=3)
