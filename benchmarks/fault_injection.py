@@ -11,6 +11,7 @@ Each interrupted run is rerun as a subprocess and compared (tests/reliability/ha
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -19,11 +20,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
 
 from harness import (
+    TrialResult,
+    in_process_runner,
     leftovers,
     lock_file,
     run_trials,
     standard_specs,
     subprocess_runner,
+    time_work,
 )
 
 
@@ -32,13 +36,22 @@ def _check(status: int, err: str, what: str) -> None:
         raise SystemExit(f"{what} failed ({status}):\n{err[-2000:]}")
 
 
+def _print(r: TrialResult) -> None:
+    state = "ok" if not r.problems else "; ".join(r.problems)
+    print(f"{r.stage:9s} {r.signal:7s} delay {r.delay:5.2f}s "
+          f"{'landed' if r.landed else 'after end'} exit {r.exit_status}: {state}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10, help="trials per command")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: a temp)")
     parser.add_argument("--commands", default="train,make-cams,refine")
+    parser.add_argument("--rerun", choices=["in-process", "subprocess"], default="in-process",
+                        help="how the interrupted command is rerun (in-process: no start-up cost)")
     opts = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
     work = opts.work or Path(tempfile.mkdtemp(prefix="fault-injection-"))
     work.mkdir(parents=True, exist_ok=True)
 
@@ -58,22 +71,14 @@ def main() -> None:
     for name in opts.commands.split(","):
         spec = specs[name]
         args, ref = spec.build(work / name / "reference")
-        t0 = time.monotonic()
-        _check(*subprocess_runner(args), f"reference {name}")
-        total = time.monotonic() - t0
+        work_time = time_work(args, ref)  # from taking the output lock to the end
         assert not leftovers(ref.parent) and not lock_file(ref).exists()
-        # the work after imports is roughly the run minus a bare start-up
-        t1 = time.monotonic()
-        subprocess_runner(["--version"])
-        work_time = max(0.2, total - (time.monotonic() - t1) * 3)
+        print(f"{name}: reference works {work_time:.1f} s after taking its lock", flush=True)
         t2 = time.monotonic()
-        results = run_trials(spec, work / name, ref, opts.trials, opts.seed, work_time)
+        rerun = in_process_runner if opts.rerun == "in-process" else subprocess_runner
+        results = run_trials(spec, work / name, ref, opts.trials, opts.seed, work_time, rerun,
+                             report=_print)
         elapsed = time.monotonic() - t2
-        for r in results:
-            state = "ok" if not r.problems else "; ".join(r.problems)
-            print(f"{name:9s} {r.signal:7s} delay {r.delay:5.2f}s "
-                  f"{'landed' if r.landed else 'after end'} exit {r.exit_status}: {state}",
-                  flush=True)
         rows.append((name, len(results), sum(r.landed for r in results),
                      sum(not r.problems for r in results), elapsed))
     print("\n| command | trials | signal landed mid-run | held | seconds |")

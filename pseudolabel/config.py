@@ -137,6 +137,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BadInputError(f"cannot read config file ({exc.strerror})", path=path) from None
+    except UnicodeDecodeError:
+        raise BadInputError("config file is not UTF-8 text", path=path,
+                            fix="save it as UTF-8 YAML or JSON") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:

@@ -243,6 +243,17 @@ def wait_for_lock(proc: subprocess.Popen, out: Path, timeout: float = 300) -> bo
     return True
 
 
+def time_work(args: Sequence[str], out: Path, timeout: float = 300) -> float:
+    """Run the command to the end; seconds from taking its output lock to exiting."""
+    proc = start(args)
+    wait_for_lock(proc, out, timeout)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed ({proc.returncode}): {err[-2000:]}")
+    return time.monotonic() - t0
+
+
 def interrupt(args: Sequence[str], out: Path, sig: int, delay: float,
               timeout: float = 300) -> tuple[int, str, bool]:
     """Start the command, send ``sig`` to its process group ``delay`` s after it locks ``out``.
@@ -277,6 +288,8 @@ def check_sigint_stop(status: int, stderr: str) -> list[str]:
         problems.append("SIGINT: traceback printed: " + stderr.strip().splitlines()[-1][:200])
     if "rerun" not in stderr or "resume" not in stderr:
         problems.append("SIGINT: no message saying how to resume")
+    if problems:
+        problems.append("stderr: " + " | ".join(stderr.strip().splitlines()[-6:])[-600:])
     return problems
 
 
@@ -309,7 +322,8 @@ def run_trial(spec: StageSpec, folder: Path, reference: Path, sig: int, delay: f
 
 def run_trials(spec: StageSpec, base: Path, reference: Path, trials: int, seed: int,
                max_delay: float, rerun: Runner = subprocess_runner,
-               signals: Sequence[int] = (signal.SIGKILL, signal.SIGINT)) -> list[TrialResult]:
+               signals: Sequence[int] = (signal.SIGKILL, signal.SIGINT),
+               report: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
     """``trials`` seeded trials, the signals taking turns, delays uniform in [0, max_delay)."""
     rng = random.Random(seed)
     results = []
@@ -317,4 +331,6 @@ def run_trials(spec: StageSpec, base: Path, reference: Path, trials: int, seed: 
         sig = signals[i % len(signals)]
         results.append(run_trial(spec, base / f"trial{i:02d}", reference, sig,
                                  rng.uniform(0, max_delay), rerun))
+        if report is not None:
+            report(results[-1])
     return results
