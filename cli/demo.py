@@ -24,8 +24,9 @@ def command(out, n_images, size, epochs, seed, device) -> None:
     OUT/data        the synthetic smoke data set (pseudolabel demo-data)
     OUT/run         teacher (ViT) and student (CNN) checkpoints, metrics, curves
     OUT/cams.h5     multi-scale CAMs of the student and the teacher
-    OUT/masks       pseudo-masks: student+teacher fusion, then gmm (OUT/masks-baseline:
-                    the student's CAM with a plain background threshold)
+    OUT/masks       pseudo-masks: the student's CAM, background threshold, dense CRF
+    OUT/compare     masks of other chains, scored beside them: threshold alone, the
+                    label-free gmm, fusion of student and teacher then gmm
     OUT/report.html scores, curves and the masks, worst first
     Rerunning the same command resumes an interrupted demo.
     """
@@ -34,11 +35,9 @@ def command(out, n_images, size, epochs, seed, device) -> None:
 
     result = demo(out, data=DemoConfig(n_images=n_images, size=size, seed=seed), epochs=epochs,
                   device=device)
-    if result.baseline_scores is not None:
-        click.echo("baseline (CAM + background threshold):")
-        click.echo(result.baseline_scores.table())
     if result.scores is not None:
-        click.echo("pseudolabel (student+teacher fusion, then gmm correction):")
         click.echo(result.scores.table())
+        click.echo("")
+        click.echo(result.table())
     if result.report is not None:
         click.echo(f"report: {result.report.resolve()}")

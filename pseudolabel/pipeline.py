@@ -7,6 +7,7 @@ Each stage keeps its own resume logic, so rerunning an interrupted pipeline cont
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -25,27 +26,47 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """One frozen config per stage; ``baseline`` is a refine chain scored for comparison."""
+    """One frozen config per stage.
+
+    ``refine`` makes the masks (OUT/masks); each chain of ``compare`` (refiners joined by "+",
+    e.g. ``"fusion+gmm"``) is also run, into OUT/compare/<chain>, and scored beside it.
+    """
 
     train: TrainConfig = field(default_factory=TrainConfig)
     cams: MakeCamsConfig = field(default_factory=MakeCamsConfig)
     refine: RefineConfig = field(default_factory=lambda: RefineConfig(refiners=("gmm",)))
-    baseline: tuple[str, ...] = ("threshold",)
+    compare: tuple[str, ...] = ("threshold",)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: bool = True
 
 
 @dataclass(frozen=True)
 class PipelineResult:
-    """Where everything went, and the scores (None without ground truth)."""
+    """Where everything went, and the scores (None / empty without ground truth)."""
 
     out: Path
     run_dir: Path
     cams: Path
     masks: Path
     scores: EvalResult | None
-    baseline_scores: EvalResult | None
+    compared: dict[str, EvalResult]
     report: Path | None
+    chain: tuple[str, ...] = ()
+
+    def table(self) -> str:
+        """A markdown table: one row per chain (the compared ones, then the main one)."""
+        rows = ["| refine chain | mIoU | " + " | ".join(
+            f"{c} IoU" for c in (self.scores.classes[1:] if self.scores else ())) + " | coverage |",
+            "| --- | --- | " + "--- | " * (len(self.scores.classes) - 1 if self.scores else 0)
+            + "--- |"]
+        for name, res in [*self.compared.items(), ("→".join(self.chain), self.scores)]:
+            if res is None:
+                continue
+            m = res.metrics
+            per = " | ".join(f"{v:.3f}" for v in m["iou"][1:])
+            rows.append(f"| {name} | {m['miou']:.3f} | {per} | {m['coverage']:.3f} |")
+        return "\n".join(rows)
+
 
 
 def run(config: PipelineConfig, root: str | Path, out: str | Path) -> PipelineResult:
@@ -62,19 +83,19 @@ def run(config: PipelineConfig, root: str | Path, out: str | Path) -> PipelineRe
     run_dir = train(config.train, root, out / "run")
     cams_path = make_cams(config.cams, root, run_dir, out / "cams.h5")
     masks = refine(config.refine, cams_path, out / "masks", images_root=root)
-    baseline = None
-    if config.baseline:
-        import dataclasses
-
-        base_cfg = dataclasses.replace(config.refine, refiners=config.baseline)
-        baseline = refine(base_cfg, cams_path, out / "masks-baseline", images_root=root)
+    others = {
+        chain: refine(dataclasses.replace(config.refine, refiners=tuple(chain.split("+"))),
+                      cams_path, out / "compare" / chain.replace(":", "_").replace("/", "_"),
+                      images_root=root)
+        for chain in config.compare}
     dataset = load_dataset(root, config.cams.split, require_labels=False)
-    scores = baseline_scores = None
+    scores = None
+    compared: dict[str, EvalResult] = {}
     if dataset.has_gt:
         scores = evaluate(masks, dataset, config.evaluate)
         (out / "evaluate.json").write_text(json.dumps(scores.to_dict(), indent=1))
-        if baseline is not None:
-            baseline_scores = evaluate(baseline, dataset, config.evaluate)
+        compared = {chain: evaluate(path, dataset, config.evaluate)
+                    for chain, path in others.items()}
     report = None
     if config.report:
         from pseudolabel.report import run as make_report
@@ -83,20 +104,25 @@ def run(config: PipelineConfig, root: str | Path, out: str | Path) -> PipelineRe
                              out / "report.html", masks=masks,
                              gt=root if dataset.has_gt else None,
                              images=root, cams=cams_path, run_dir=run_dir)
-    return PipelineResult(out, run_dir, cams_path, masks, scores, baseline_scores, report)
+    return PipelineResult(out, run_dir, cams_path, masks, scores, compared, report,
+                          config.refine.refiners)
 
 
 def demo_config(*, epochs: int = 6, device: str = "auto") -> PipelineConfig:
-    """The demo's pipeline: a CNN student taught by a ViT, fusion of student and teacher, gmm."""
+    """The demo's pipeline: a CNN student taught by a ViT; masks from threshold -> crf.
+
+    The label-free chains gmm and fusion (student + teacher) -> gmm are scored beside it.
+    Scales above 1 give the stride-32 CNN a finer CAM grid on the 128 px demo images.
+    """
     return PipelineConfig(
         train=TrainConfig(mode="teacher-student", student="resnet10t", teacher="test_vit",
                           align="spatial", kd_weight=1.0, epochs=epochs, image_size=128,
                           batch_size=32, lr=1e-3, num_workers=1, device=device,
                           val_split="val", warmup_epochs=0.5),
-        cams=MakeCamsConfig(split="train", scales=(1.0, 0.5, 1.5), models=("student", "teacher"),
+        cams=MakeCamsConfig(split="train", scales=(1.0, 1.5, 2.0), models=("student", "teacher"),
                             batch_size=32, workers=1, device=device),
-        refine=RefineConfig(refiners=("fusion", "gmm"), key="student/features", workers=2),
-        baseline=("threshold",),
+        refine=RefineConfig(refiners=("threshold", "crf"), key="student/features", workers=2),
+        compare=("threshold", "gmm", "fusion+gmm"),
     )
 
 
