@@ -181,7 +181,7 @@ def compare_pngs(ref: Path, out: Path) -> list[str]:
 
 # ------------------------------------------------------------------------------ the stages
 def standard_specs(data_root: Path, run_dir: Path, cams_h5: Path) -> dict[str, StageSpec]:
-    """train / make-cams / refine on tiny settings (test_resnet, 32 px, 2 epochs, small shards).
+    """train / make-cams / refine on tiny settings (test_resnet, 32 px, 2 epochs, 2-image shards).
 
     ``run_dir`` and ``cams_h5`` are the (finished) inputs of make-cams and refine.
     """
@@ -194,8 +194,8 @@ def standard_specs(data_root: Path, run_dir: Path, cams_h5: Path) -> dict[str, S
     def make_cams(folder: Path) -> tuple[list[str], Path]:
         out = folder / "cams.h5"
         return ["make-cams", str(data_root), "--model", str(run_dir), "--out", str(out),
-                "--workers", "0", "--shard-size", "2", "--batch-size", "2", "--scales", "1.0,0.5",
-                "--device", "cpu"], out
+                "--workers", "0", "--shard-size", "2", "--batch-size", "1", "--scales",
+                "1.0,0.5,1.5,2.0", "--device", "cpu"], out
 
     def refine(folder: Path) -> tuple[list[str], Path]:
         out = folder / "masks"
