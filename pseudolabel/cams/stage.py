@@ -9,6 +9,7 @@ machines share the work; the store is merged when every shard exists.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -100,6 +101,22 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise ValueError(f"shard {text!r}: need 0 <= I < N")
     return i, n
+
+
+def from_torchrun(config: MakeCamsConfig) -> MakeCamsConfig:
+    """Under ``torchrun --nproc_per_node N``, process RANK makes part RANK/WORLD_SIZE.
+
+    Parts are independent (no process group is needed); the last part to finish merges the
+    store. Each process takes the GPU of its LOCAL_RANK. An explicit ``--shard`` wins.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or config.shard != "0/1" or config.merge:
+        return config
+    rank = int(os.environ.get("RANK", "0"))
+    device = config.device
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    return dataclasses.replace(config, shard=f"{rank}/{world}", device=device)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -243,6 +260,7 @@ def run(config: MakeCamsConfig, root: str | os.PathLike, run_dir: str | os.PathL
     computed and the store is merged once every part is done (or with ``config.merge``).
     """
     out = Path(out)
+    config = from_torchrun(config)
     job = _Job(config, Path(root), Path(run_dir), out)
     if check_output(out, job.plan.fingerprint):
         log.info("%s is complete already", out)

@@ -251,3 +251,19 @@ def test_cnn_student_and_vit_teacher_share_a_store_at_their_own_strides(
         h, w = rec.image_size
         assert rec.cams["student/features"].shape[1:] == (-(-h // 32), -(-w // 32))
         assert rec.cams["teacher/features"].shape[1:] == (-(-h // 16), -(-w // 16))
+
+
+def test_torchrun_processes_make_one_part_each(demo_root: Path, run_dir: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from pseudolabel.cams.stage import from_torchrun
+
+    cfg = MakeCamsConfig(models=("student",), shard_size=4, **FAST)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank in ("1", "0"):
+        monkeypatch.setenv("RANK", rank)
+        assert from_torchrun(cfg).shard == f"{rank}/2"
+        run(cfg, demo_root, run_dir, tmp_path / "parts.h5")
+    monkeypatch.delenv("WORLD_SIZE")
+    assert from_torchrun(cfg) is cfg
+    single = run(cfg, demo_root, run_dir, tmp_path / "single.h5")
+    assert_same_files(tmp_path / "parts.h5", single)
