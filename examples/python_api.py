@@ -44,13 +44,14 @@ def main() -> None:
         cams=MakeCamsConfig(split="train", scales=(1.0, 0.5, 1.5), workers=0,
                             device=args.device),
         refine=RefineConfig(refiners=("gmm",)),
-        baseline=("threshold",),
+        compare=("threshold",),  # more chains scored beside the masks: OUT/compare/<chain>
         report=True,
     )
     result = run(config, root, args.out)
     print(f"masks: {result.masks}  report: {result.report}")
+    print(result.table())
     print(f"gmm       mIoU {result.scores.miou:.4f}")
-    print(f"threshold mIoU {result.baseline_scores.miou:.4f}")
+    print(f"threshold mIoU {result.compared['threshold'].miou:.4f}")
 
     # 3. One stage by hand: another refine chain on the same CAM store, then its score.
     masks = refine(RefineConfig(refiners=("threshold:background=power,alpha=2",)),
