@@ -12,9 +12,10 @@ from pseudolabel.affinity.walk import (
     colour_affinity,
     embedding_affinity,
     half_offsets,
+    neighbour_offsets,
     random_walk,
     sample_pairs,
-    transition_matrix,
+    transition_weights,
 )
 
 __all__ = [
@@ -26,9 +27,10 @@ __all__ = [
     "embedding_affinity",
     "half_offsets",
     "load_affinity_net",
+    "neighbour_offsets",
     "random_walk",
     "run",
     "sample_pairs",
     "save_affinity_net",
-    "transition_matrix",
+    "transition_weights",
 ]

@@ -4,7 +4,8 @@ Pixels of a grid (h, w) are linked to every other pixel within ``radius`` (Eucli
 grid). The affinity ``a_pq`` of a link comes from a learned embedding (``exp(-mean_d |f_p -
 f_q|)``, :func:`embedding_affinity`) or, without a model, from colour (:func:`colour_affinity`).
 The transition matrix is ``T = D^-1 A^beta`` (``A`` symmetric with ones on the diagonal, ``D``
-its row sums), a sparse (hw, hw) CSR matrix; the walk applies it ``t`` times to the score maps.
+its row sums), sparse and local: it is held as (n_links, h, w) weights and each of the ``t``
+steps of the walk is n shifted multiply-adds (unfold-style, vectorised over the grid).
 
 Also here: the pair labels and the balanced affinity loss used for training
 (:func:`pair_labels`, :func:`sample_pairs`, :func:`affinity_loss`).
@@ -13,9 +14,9 @@ Also here: the pair labels and the balanced affinity loss used for training
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
+import torch.nn.functional as F
 
 Tensor = torch.Tensor
 
@@ -40,76 +41,77 @@ def half_offsets(radius: float) -> list[tuple[int, int]]:
     return out
 
 
-def _pairs(h: int, w: int, offsets: list[tuple[int, int]], device: torch.device
-           ) -> tuple[Tensor, Tensor, Tensor]:
-    """Flat indices (p, q) of every in-grid link p -> p + o, and the offset number of each."""
-    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device),
-                            indexing="ij")
-    ps, qs, ns = [], [], []
-    for n, (dy, dx) in enumerate(offsets):
-        valid = (ys + dy < h) & (xs + dx >= 0) & (xs + dx < w)
-        y, x = ys[valid], xs[valid]
-        ps.append(y * w + x)
-        qs.append((y + dy) * w + (x + dx))
-        ns.append(torch.full_like(y, n))
-    if not ps:
-        empty = torch.zeros(0, dtype=torch.long, device=device)
-        return empty, empty, empty
-    return torch.cat(ps), torch.cat(qs), torch.cat(ns)
+def neighbour_offsets(radius: float) -> list[tuple[int, int]]:
+    """(dy, dx) of the walk's links: (0, 0) first, then :func:`half_offsets` and their negatives."""
+    half = half_offsets(radius)
+    return [(0, 0), *half, *((-dy, -dx) for dy, dx in half)]
 
 
-def embedding_affinity(embedding: Tensor, radius: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Affinities of the links within ``radius`` from a (D, h, w) embedding.
+def shifted(x: Tensor, offsets: list[tuple[int, int]]) -> Tensor:
+    """(n, C, h, w): ``x[:, y + dy, x + dx]`` for each offset, 0 outside the grid; x is (C, h, w)."""
+    _, h, w = x.shape
+    r = max((max(abs(dy), abs(dx)) for dy, dx in offsets), default=0)
+    pad = F.pad(x, (r, r, r, r))
+    return torch.stack([pad[:, r + dy:r + dy + h, r + dx:r + dx + w] for dy, dx in offsets])
+
+
+def _inside(h: int, w: int, offsets: list[tuple[int, int]], device: torch.device) -> Tensor:
+    """(n, h, w) bool: the link p -> p + o stays on the grid."""
+    return shifted(torch.ones(1, h, w, device=device), offsets)[:, 0] > 0
+
+
+def embedding_affinity(embedding: Tensor, radius: float) -> tuple[list[tuple[int, int]], Tensor]:
+    """Affinities of each cell to its neighbours within ``radius`` from a (D, h, w) embedding.
 
     Returns:
-        p, q (n,) flat indices (each unordered pair once) and (n,) affinities
-        ``exp(-mean_d |f_p - f_q|)`` in (0, 1].
+        the offsets (:func:`neighbour_offsets`, n of them) and (n, h, w) affinities
+        ``exp(-mean_d |f_p - f_{p+o}|)`` in (0, 1]; 1 for the cell itself, 0 off the grid.
     """
-    d, h, w = embedding.shape
-    p, q, _ = _pairs(h, w, half_offsets(radius), embedding.device)
-    flat = embedding.reshape(d, h * w)
-    return p, q, torch.exp(-(flat[:, p] - flat[:, q]).abs().mean(0))
+    _, h, w = embedding.shape
+    offsets = neighbour_offsets(radius)
+    dist = torch.stack([(v - embedding).abs().mean(0) for v in shifted(embedding, offsets)])
+    return offsets, torch.exp(-dist) * _inside(h, w, offsets, embedding.device)
 
 
-def colour_affinity(image: Tensor, radius: float, sigma: float = 10.0) -> tuple[Tensor, Tensor, Tensor]:
+def colour_affinity(image: Tensor, radius: float, sigma: float = 10.0
+                    ) -> tuple[list[tuple[int, int]], Tensor]:
     """Training-free affinities from colour: ``exp(-|c_p - c_q|^2 / (2 sigma^2))``.
 
     Args:
         image: (3, h, w) colour at grid resolution, 0-255.
         sigma: colour width in the units of ``image``.
     Returns:
-        p, q, affinities as :func:`embedding_affinity`.
+        offsets and (n, h, w) affinities as :func:`embedding_affinity`.
     """
     _, h, w = image.shape
-    p, q, _ = _pairs(h, w, half_offsets(radius), image.device)
-    flat = image.reshape(3, h * w).float()
-    dist2 = ((flat[:, p] - flat[:, q]) ** 2).sum(0)
-    return p, q, torch.exp(-dist2 / (2.0 * sigma * sigma))
+    offsets = neighbour_offsets(radius)
+    image = image.float()
+    dist2 = torch.stack([((v - image) ** 2).sum(0) for v in shifted(image, offsets)])
+    return offsets, torch.exp(-dist2 / (2.0 * sigma * sigma)) * _inside(h, w, offsets, image.device)
 
 
-def transition_matrix(p: Tensor, q: Tensor, affinity: Tensor, size: int, beta: float) -> Tensor:
-    """Sparse CSR (size, size) ``T = D^-1 A^beta``: A symmetric from the links, 1 on the diagonal."""
-    diag = torch.arange(size, device=affinity.device)
-    rows = torch.cat([p, q, diag])
-    cols = torch.cat([q, p, diag])
-    vals = torch.cat([affinity, affinity, torch.ones(size, device=affinity.device)]).double()
-    vals = vals.clamp_min(0.0) ** beta
-    degree = torch.zeros(size, dtype=vals.dtype, device=vals.device).index_add_(0, rows, vals)
-    vals = (vals / degree[rows]).float()
-    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (size, size),
-                                  check_invariants=False).coalesce()
-    with warnings.catch_warnings():  # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore", UserWarning)
-        return coo.to_sparse_csr()
+def transition_weights(affinity: Tensor, beta: float) -> Tensor:
+    """(n, h, w) rows of ``T = D^-1 A^beta``: ``A^beta`` divided by its sum over the links."""
+    a = affinity.double().clamp_min(0.0) ** beta
+    return (a / a.sum(0, keepdim=True).clamp_min(1e-300)).float()
 
 
-def random_walk(scores: Tensor, transition: Tensor, iterations: int) -> Tensor:
-    """``iterations`` steps of ``s <- T s`` on (C, h, w) score maps; T is (hw, hw) sparse."""
-    c, h, w = scores.shape
-    x = scores.reshape(c, h * w).T.contiguous()  # (hw, C)
+def random_walk(scores: Tensor, offsets: list[tuple[int, int]], weights: Tensor,
+                iterations: int) -> Tensor:
+    """``iterations`` steps of ``s_p <- sum_o T[o, p] s_{p+o}`` on (C, h, w) score maps.
+
+    Equivalent to multiplying by the sparse (hw, hw) transition matrix (the links are local,
+    so each step is n shifted multiply-adds).
+    """
+    _, h, w = scores.shape
+    r = max((max(abs(dy), abs(dx)) for dy, dx in offsets), default=0)
     for _ in range(iterations):
-        x = transition @ x
-    return x.T.reshape(c, h, w)
+        pad = F.pad(scores, (r, r, r, r))
+        out = torch.zeros_like(scores)
+        for wn, (dy, dx) in zip(weights, offsets, strict=True):
+            out.addcmul_(wn, pad[:, r + dy:r + dy + h, r + dx:r + dx + w])
+        scores = out
+    return scores
 
 
 def pair_labels(labels: Tensor, offsets: list[tuple[int, int]]) -> Tensor:

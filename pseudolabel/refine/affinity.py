@@ -22,7 +22,7 @@ from pseudolabel.affinity.walk import (
     colour_affinity,
     embedding_affinity,
     random_walk,
-    transition_matrix,
+    transition_weights,
 )
 from pseudolabel.errors import BadInputError
 from pseudolabel.refine._filters import check_device
@@ -54,12 +54,14 @@ class AffinityParams:
         check_device(self.device)
 
 
-def walk_scores(scores: torch.Tensor, p: torch.Tensor, q: torch.Tensor, affinity: torch.Tensor,
+def walk_scores(scores: torch.Tensor, offsets: list[tuple[int, int]], affinity: torch.Tensor,
                 params: AffinityParams) -> torch.Tensor:
-    """(C, h, w) grid scores after ``iterations`` steps of ``T = D^-1 A^beta``."""
-    _, h, w = scores.shape
-    transition = transition_matrix(p, q, affinity, h * w, params.beta)
-    return random_walk(scores, transition, params.iterations)
+    """(C, h, w) grid scores after ``iterations`` steps of ``T = D^-1 A^beta``.
+
+    ``affinity`` is (n, h, w), the affinity of each cell to its neighbour at each offset.
+    """
+    weights = transition_weights(affinity, params.beta)
+    return random_walk(scores, offsets, weights, params.iterations)
 
 
 @REFINERS.register("affinity")
@@ -83,18 +85,16 @@ class Affinity(Refiner):
             self._model = load_affinity_net(str(self.params.model), self.params.device)
         return self._model
 
-    def _links(self, image: np.ndarray) -> tuple[tuple[int, int], torch.Tensor, torch.Tensor,
-                                                 torch.Tensor]:
-        """Grid size and (p, q, affinity) of its links for an (H, W, 3) uint8 image."""
+    def _links(self, image: np.ndarray) -> tuple[list[tuple[int, int]], torch.Tensor]:
+        """Offsets and (n, h, w) affinities of the grid's links for an (H, W, 3) uint8 image."""
         p = self.params
         x = torch.from_numpy(np.array(image)).to(p.device).permute(2, 0, 1).float()
         with torch.no_grad():
             if p.model is None:
                 grid = (math_ceil(x.shape[1], p.stride), math_ceil(x.shape[2], p.stride))
                 small = F.adaptive_avg_pool2d(x[None], grid)[0]
-                return grid, *colour_affinity(small, p.radius, p.sigma)
-            emb = self._net()(x[None] / 255.0)[0]
-            return (emb.shape[1], emb.shape[2]), *embedding_affinity(emb, p.radius)
+                return colour_affinity(small, p.radius, p.sigma)
+            return embedding_affinity(self._net()(x[None] / 255.0)[0], p.radius)
 
     def refine(self, state: RefineState) -> RefineState:
         p = self.params
@@ -109,10 +109,10 @@ class Affinity(Refiner):
         bg = (1.0 - fg.max(0, keepdim=True).values) ** p.bg_power
         scores = torch.cat([bg, fg])
         scores = scores * torch.from_numpy(~state.ignore).to(p.device)  # no evidence when ignored
-        grid, q_from, q_to, affinity = self._links(state.image)
-        small = F.adaptive_avg_pool2d(scores[None], grid)[0]
+        offsets, affinity = self._links(state.image)
+        small = F.adaptive_avg_pool2d(scores[None], affinity.shape[1:])[0]
         with torch.no_grad():
-            walked = walk_scores(small, q_from, q_to, affinity, p)
+            walked = walk_scores(small, offsets, affinity, p)
         out = F.interpolate(walked[None], size=(height, width), mode="bilinear",
                             align_corners=False)[0]
         return state.replace(scores=np.ascontiguousarray(out.cpu().numpy(), np.float32),

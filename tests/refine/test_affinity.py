@@ -22,7 +22,7 @@ from pseudolabel.affinity import (
     load_affinity_net,
     random_walk,
     sample_pairs,
-    transition_matrix,
+    transition_weights,
 )
 from pseudolabel.affinity import train as train_module
 from pseudolabel.affinity.walk import BG_POS, FG_POS, IGNORE_LABEL, NEG, pair_labels
@@ -68,21 +68,26 @@ def test_random_walk_matches_dense_matrix_power(radius: float, beta: float, t: i
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(4, 5, 6)).astype(np.float32)
     scores = rng.random((3, 5, 6)).astype(np.float32)
-    p, q, aff = embedding_affinity(torch.from_numpy(emb), radius)
-    assert len(p) * 2 == len(dense_links(5, 6, radius))
-    trans = transition_matrix(p, q, aff, 30, beta)
-    out = random_walk(torch.from_numpy(scores), trans, t).numpy()
+    offsets, aff = embedding_affinity(torch.from_numpy(emb), radius)
+    assert int((aff > 0).sum()) == len(dense_links(5, 6, radius)) + 30  # links + self
+    out = random_walk(torch.from_numpy(scores), offsets, transition_weights(aff, beta), t).numpy()
     np.testing.assert_allclose(out, dense_walk(emb, scores, radius, beta, t), rtol=1e-4, atol=1e-6)
 
 
 def test_colour_affinity_matches_naive() -> None:
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (3, 4, 5)).astype(np.float32)
-    p, q, aff = colour_affinity(torch.from_numpy(img), 2.0, sigma=30.0)
-    flat = img.reshape(3, -1).astype(np.float64)
-    for pi, qi, a in zip(p.tolist(), q.tolist(), aff.tolist(), strict=True):
-        expect = np.exp(-((flat[:, pi] - flat[:, qi]) ** 2).sum() / (2 * 30.0**2))
-        assert a == pytest.approx(expect, rel=1e-5, abs=1e-12)
+    offsets, aff = colour_affinity(torch.from_numpy(img), 2.0, sigma=30.0)
+    assert offsets[0] == (0, 0) and len(offsets) == 2 * len(half_offsets(2.0)) + 1
+    f = img.astype(np.float64)
+    for n, (dy, dx) in enumerate(offsets):
+        for y in range(4):
+            for x in range(5):
+                yy, xx = y + dy, x + dx
+                expect = 0.0
+                if 0 <= yy < 4 and 0 <= xx < 5:
+                    expect = np.exp(-((f[:, y, x] - f[:, yy, xx]) ** 2).sum() / (2 * 30.0**2))
+                assert float(aff[n, y, x]) == pytest.approx(expect, rel=1e-5, abs=1e-12)
 
 
 def test_pair_labels_and_sampling_match_naive_loop() -> None:
