@@ -20,6 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
 
 from harness import (
+    TINY_CAMS,
+    TINY_TRAIN,
     TrialResult,
     in_process_runner,
     leftovers,
@@ -59,13 +61,10 @@ def main() -> None:
 
     root = make_demo_data(work / "data", n_images=12, size=48, seed=1)
     run_dir, cams = work / "inputs" / "run", work / "inputs" / "cams.h5"
-    _check(*subprocess_runner(["train", str(root), "--out", str(run_dir), "--student",
-                               "test_resnet", "--image-size", "32", "--epochs", "1",
-                               "--val-fraction", "0", "--num-workers", "0", "--device", "cpu"]),
+    _check(*subprocess_runner(["train", str(root), "--out", str(run_dir), *TINY_TRAIN]),
            "input train")
     _check(*subprocess_runner(["make-cams", str(root), "--model", str(run_dir), "--out",
-                               str(cams), "--workers", "0", "--scales", "1.0", "--no-flip",
-                               "--device", "cpu"]), "input make-cams")
+                               str(cams), *TINY_CAMS]), "input make-cams")
     specs = standard_specs(root, run_dir, cams)
     rows = []
     for name in opts.commands.split(","):

@@ -15,11 +15,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from harness import StageSpec, in_process_runner, invoke, leftovers, standard_specs
-
-TINY_TRAIN = ["--student", "test_resnet", "--image-size", "32", "--batch-size", "4",
-              "--epochs", "1", "--val-fraction", "0", "--num-workers", "0", "--device", "cpu"]
-TINY_CAMS = ["--workers", "0", "--scales", "1.0", "--no-flip", "--device", "cpu"]
+from harness import (
+    TINY_CAMS,
+    TINY_TRAIN,
+    StageSpec,
+    in_process_runner,
+    invoke,
+    leftovers,
+    standard_specs,
+)
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,10 @@ from click.testing import Result
 
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PSEUDOLABEL_NO_PROGRESS": "1"}
 LEFTOVER_PATTERNS = (".tmp-*", "*.lock", "*.parts")
+# the smallest useful settings: one epoch of test_resnet at 32 px; CAMs at one scale
+TINY_TRAIN = ("--student", "test_resnet", "--image-size", "32", "--batch-size", "4",
+              "--epochs", "1", "--val-fraction", "0", "--num-workers", "0", "--device", "cpu")
+TINY_CAMS = ("--workers", "0", "--scales", "1.0", "--no-flip", "--device", "cpu")
 
 # (args, cwd) -> (exit status, stderr text)
 Runner = Callable[[Sequence[str]], tuple[int, str]]
