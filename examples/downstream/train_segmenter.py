@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -40,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pseudolabel.data import load_dataset, load_image, read_mask, write_mask
 from pseudolabel.data.masks import IGNORE
+from pseudolabel.errors import BadInputError
 from pseudolabel.evaluate import EvalResult, evaluate
 from pseudolabel.io import output_path
 
@@ -139,9 +141,9 @@ def build_model(cfg: SegConfig, num_classes: int) -> tuple[nn.Module, nn.Module,
         state = torch.load(cfg.encoder_weights, map_location="cpu", weights_only=True)
         res = encoder.load_state_dict(state, strict=False)
         if res.missing_keys:
-            raise SystemExit(f"error: {cfg.encoder_weights}: {len(res.missing_keys)} encoder "
-                             f"tensors missing (e.g. {res.missing_keys[0]}): weights of another "
-                             "model? give the timm state dict of --encoder")
+            raise BadInputError(f"{len(res.missing_keys)} encoder tensors are not in the file "
+                                f"(e.g. {res.missing_keys[0]})", path=cfg.encoder_weights,
+                                fix=f"give the timm state dict of {cfg.encoder}")
         log.info("encoder weights from %s (%d classifier tensors unused)", cfg.encoder_weights,
                  len(res.unexpected_keys))
     return model, encoder, backend
@@ -160,8 +162,8 @@ def mask_pairs(root: Path, split: str | None, masks: str) -> tuple[list[Path], l
             images.append(s.image)
             files.append(Path(m))
     if not files:
-        raise SystemExit(f"error: no mask in {masks} for split {split!r} of {root}: "
-                         "run pseudolabel refine on that split first")
+        raise BadInputError(f"no mask for the images of split {split!r} of {root}",
+                            path=masks, fix="run pseudolabel refine on that split first")
     if len(files) < len(dataset):
         log.warning("%d of %d images have no mask and are left out",
                     len(dataset) - len(files), len(dataset))
@@ -250,8 +252,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = vars(p.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = SegConfig(**{k: a[k] for k in asdict(d)})
-    result = run(cfg, a["root"], a["masks"], a["out"], train_split=a["train_split"],
-                 val_split=a["val_split"])
+    try:
+        result = run(cfg, a["root"], a["masks"], a["out"], train_split=a["train_split"],
+                     val_split=a["val_split"])
+    except BadInputError as exc:  # one line, exit 2, as the pseudolabel commands do
+        sys.stderr.write(f"error: {exc.one_line()}\n")
+        raise SystemExit(2) from None
     print(result.table())
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from pseudolabel.data import make_demo_data, write_mask
+from pseudolabel.errors import BadInputError
 
 from .helpers import EXAMPLES, REPO, png, reference_scores
 
@@ -85,7 +86,7 @@ def test_encoder_weights_are_loaded_into_the_encoder(seg: ModuleType, tmp_path: 
         torch.testing.assert_close(tensor, donor.state_dict()[name])
     shutil.copy(tmp_path / "w.pth", tmp_path / "bad.pth")
     torch.save({"x": torch.zeros(1)}, tmp_path / "bad.pth")
-    with pytest.raises(SystemExit, match="missing"):
+    with pytest.raises(BadInputError, match="encoder tensors are not in the file"):
         seg.build_model(seg.SegConfig(encoder="test_resnet",
                                       encoder_weights=str(tmp_path / "bad.pth"),
                                       backend="timm"), 2)
@@ -101,3 +102,13 @@ def test_benchmark_splits_by_photo() -> None:
     assert len({bench.photo_of(i) for i in val}) == 5
     small, small_val = bench.split_by_photo(ids, 0.25, 10, seed=0)
     assert 10 <= len(small) + len(small_val) < 10 + 3  # whole photos up to the limit
+
+
+def test_no_mask_is_one_line_and_exit_2(seg: ModuleType, root: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        seg.main([str(root), "--masks", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "run pseudolabel refine" in err[0]
