@@ -5,6 +5,7 @@ from pseudolabel.models.checkpoint import (
     load_checkpoint,
     load_run,
     read_checkpoint,
+    read_tagged,
     save_checkpoint,
 )
 from pseudolabel.models.classifier import FEATURES, Classifier, LayerInfo, create_classifier
@@ -18,5 +19,6 @@ __all__ = [
     "load_checkpoint",
     "load_run",
     "read_checkpoint",
+    "read_tagged",
     "save_checkpoint",
 ]

@@ -36,24 +36,37 @@ def save_checkpoint(path: str | os.PathLike, model: Classifier, **extra: Any) ->
     return path
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """The raw checkpoint dict, loaded with ``weights_only=True``; clear errors for bad files."""
+def read_tagged(
+    path: str | os.PathLike, fmt: str, *, what: str, fix: str,
+    map_location: str | torch.device = "cpu",
+) -> dict:
+    """A dict saved with ``torch.save`` whose ``"format"`` is ``fmt``, loaded weights-only.
+
+    Every pseudolabel file read by torch goes through here: a missing, truncated, pickled or
+    foreign file is a :class:`BadInputError` naming ``what`` it should be and the ``fix``.
+    """
     path = Path(path)
     if not path.is_file():
-        raise BadInputError("checkpoint file does not exist", path=path)
+        raise BadInputError(f"{what} does not exist", path=path, fix=fix)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         raise BadInputError(
-            "checkpoint holds pickled Python objects, refused for safety (weights_only=True)",
-            path=path, fix="re-save it with pseudolabel (plain tensors, strings and numbers only)",
-        ) from None
+            f"{what} holds pickled Python objects, refused for safety (weights_only=True)",
+            path=path, fix=fix) from None
     except Exception as exc:
-        raise BadInputError(f"cannot read checkpoint ({type(exc).__name__})", path=path,
-                            fix="the file is truncated or not a torch checkpoint") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise BadInputError("not a pseudolabel classifier checkpoint", path=path,
-                            fix="give a student.pt / teacher.pt written by `pseudolabel train`")
+        raise BadInputError(f"cannot read {what} ({type(exc).__name__}): the file is truncated "
+                            "or not a torch file", path=path, fix=fix) from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise BadInputError(f"not a {what}", path=path, fix=fix)
+    return payload
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """The raw checkpoint dict, loaded with ``weights_only=True``; clear errors for bad files."""
+    payload = read_tagged(path, FORMAT, what="pseudolabel classifier checkpoint",
+                          fix="give a student.pt / teacher.pt written by `pseudolabel train`",
+                          map_location=map_location)
     if int(payload.get("version", 0)) > VERSION:
         raise BadInputError(f"checkpoint format version {payload['version']} is newer than this "
                             f"pseudolabel ({VERSION})", path=path, fix="upgrade pseudolabel")

@@ -16,6 +16,7 @@ import torch
 
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_path
+from pseudolabel.models.checkpoint import read_tagged
 
 FORMAT = "pseudolabel.train-state"
 VERSION = 1
@@ -67,14 +68,8 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise BadInputError("--resume but the run folder has no last.pt", path=path,
                             fix="start the run without --resume")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BadInputError(f"cannot read the training state ({type(exc).__name__})", path=path,
-                            fix="the file is damaged: start again with --overwrite") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise BadInputError("not a pseudolabel training state", path=path,
-                            fix="start again with --overwrite")
+    payload = read_tagged(path, FORMAT, what="pseudolabel training state",
+                          fix="start again with --overwrite")
     payload["history"] = json.loads(payload["history"])
     payload["config"] = json.loads(payload["config"])
     return payload
