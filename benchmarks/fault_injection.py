@@ -4,8 +4,10 @@
 
 Makes a 12-image synthetic data set, a tiny RUN_DIR and a CAM store, an uninterrupted reference
 of each command (as a subprocess), then ``--trials`` trials per command (SIGKILL and SIGINT take
-turns; the delay after the stage takes its lock is uniform in [0, the reference's work time)).
-Each interrupted run is rerun as a subprocess and compared (tests/reliability/harness.py).
+turns; the delay after the stage takes its lock is uniform in [0, the time the reference held
+its lock), so the signal lands in the work, not in start-up or shut-down).
+Each interrupted run is rerun (in this process by default, --rerun subprocess for a fresh one)
+and compared with the reference (tests/reliability/harness.py).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def _check(status: int, err: str, what: str) -> None:
 def _print(r: TrialResult) -> None:
     state = "ok" if not r.problems else "; ".join(r.problems)
     print(f"{r.stage:9s} {r.signal:7s} delay {r.delay:5.2f}s "
-          f"{'landed' if r.landed else 'after end'} exit {r.exit_status}: {state}", flush=True)
+          f"{'landed' if r.landed else 'after end'} "
+          f"{'mid-work' if r.unfinished else 'work done'} exit {r.exit_status}: {state}", flush=True)
 
 
 def main() -> None:
@@ -72,18 +75,19 @@ def main() -> None:
         args, ref = spec.build(work / name / "reference")
         work_time = time_work(args, ref)  # from taking the output lock to the end
         assert not leftovers(ref.parent) and not lock_file(ref).exists()
-        print(f"{name}: reference works {work_time:.1f} s after taking its lock", flush=True)
+        print(f"{name}: the reference holds its lock {work_time:.2f} s", flush=True)
         t2 = time.monotonic()
         rerun = in_process_runner if opts.rerun == "in-process" else subprocess_runner
         results = run_trials(spec, work / name, ref, opts.trials, opts.seed, work_time, rerun,
                              report=_print)
         elapsed = time.monotonic() - t2
         rows.append((name, len(results), sum(r.landed for r in results),
-                     sum(not r.problems for r in results), elapsed))
-    print("\n| command | trials | signal landed mid-run | held | seconds |")
-    print("|---|---|---|---|---|")
-    for name, n, landed, held, secs in rows:
-        print(f"| {name} | {n} | {landed} | {held} | {secs:.0f} |")
+                     sum(r.unfinished for r in results), sum(not r.problems for r in results),
+                     elapsed))
+    print("\n| command | trials | signal while running | output unfinished | held | seconds |")
+    print("|---|---|---|---|---|---|")
+    for name, n, landed, unfinished, held, secs in rows:
+        print(f"| {name} | {n} | {landed} | {unfinished} | {held} | {secs:.0f} |")
     print(f"\nwork folder: {work}")
 
 

@@ -224,7 +224,8 @@ class TrialResult:
     stage: str
     signal: str
     delay: float
-    landed: bool  # the signal reached a running stage (not after it finished)
+    landed: bool  # the signal reached a running process (not after it ended)
+    unfinished: bool  # the output was unfinished after the signal: the rerun had work to do
     exit_status: int | None
     problems: list[str]
 
@@ -250,14 +251,18 @@ def wait_for_lock(proc: subprocess.Popen, out: Path, timeout: float = 300) -> bo
 
 
 def time_work(args: Sequence[str], out: Path, timeout: float = 300) -> float:
-    """Run the command to the end; seconds from taking its output lock to exiting."""
+    """Run the command to the end; seconds it held its output lock (the work, not start-up or
+    interpreter shut-down)."""
     proc = start(args)
     wait_for_lock(proc, out, timeout)
     t0 = time.monotonic()
+    while lock_file(out).exists() and proc.poll() is None:
+        time.sleep(0.002)
+    work = time.monotonic() - t0
     _, err = proc.communicate(timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{args[0]} failed ({proc.returncode}): {err[-2000:]}")
-    return time.monotonic() - t0
+    return work
 
 
 def interrupt(args: Sequence[str], out: Path, sig: int, delay: float,
@@ -314,11 +319,11 @@ def run_trial(spec: StageSpec, folder: Path, reference: Path, sig: int, delay: f
     args, out = spec.build(folder)
     status, err, landed = interrupt(args, out, sig, delay)
     problems: list[str] = []
+    try:
+        finished = not spec.compare(reference, out)
+    except Exception:  # an unfinished output may not even open
+        finished = False
     if landed and sig == signal.SIGINT:
-        try:
-            finished = status in (0, -signal.SIGINT) and not spec.compare(reference, out)
-        except Exception:  # an unfinished output may not even open
-            finished = False
         problems += check_sigint_stop(status, err, finished)
     elif not landed and status != 0:
         problems.append(f"uninterrupted run failed ({status}): {err[-300:]}")
@@ -332,7 +337,8 @@ def run_trial(spec: StageSpec, folder: Path, reference: Path, sig: int, delay: f
     got = listing(folder)
     if ref_files != got:
         problems.append(f"file names differ from the reference: {sorted(ref_files ^ got)[:6]}")
-    return TrialResult(spec.name, signal.Signals(sig).name, delay, landed, status, problems)
+    return TrialResult(spec.name, signal.Signals(sig).name, delay, landed, not finished, status,
+                       problems)
 
 
 def run_trials(spec: StageSpec, base: Path, reference: Path, trials: int, seed: int,
