@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from pseudolabel.cams.multiscale import multiscale_cams
 from pseudolabel.config import save_config, to_dict
 from pseudolabel.data import DatasetIndex, load_dataset
 from pseudolabel.errors import BadInputError
-from pseudolabel.io import RunLock
+from pseudolabel.io import TMP_PREFIX, RunLock
 from pseudolabel.models import Classifier, check_same_classes, load_run
 from pseudolabel.progress import progress
 from pseudolabel.store import (
@@ -101,6 +102,14 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise ValueError(f"shard {text!r}: need 0 <= I < N")
     return i, n
+
+
+def _remove_leftovers(out: Path, plan: ShardPlan, *, parts: bool = True) -> None:
+    """Under the output's lock: remove a killed merge's temp file (and the merged parts)."""
+    for tmp in out.parent.glob(f"{TMP_PREFIX}{out.name}.*"):
+        tmp.unlink(missing_ok=True)
+    if parts and plan.parts_dir.exists():
+        shutil.rmtree(plan.parts_dir, ignore_errors=True)
 
 
 def from_torchrun(config: MakeCamsConfig) -> MakeCamsConfig:
@@ -264,7 +273,9 @@ def run(config: MakeCamsConfig, root: str | os.PathLike, run_dir: str | os.PathL
     job = _Job(config, Path(root), Path(run_dir), out)
     if check_output(out, job.plan.fingerprint):
         log.info("%s is complete already", out)
-        save_config(job.resolved, out.with_name(out.name + ".config.yaml"))
+        with RunLock(out):  # a run killed after its merge may have left its parts behind
+            _remove_leftovers(out, job.plan)
+            save_config(job.resolved, out.with_name(out.name + ".config.yaml"))
         return out
     part, num_parts = config.part
     if not config.merge:
@@ -290,6 +301,7 @@ def run(config: MakeCamsConfig, root: str | os.PathLike, run_dir: str | os.PathL
         log.info("another part is merging %s", out)  # two parts finished at once
         return out
     try:
+        _remove_leftovers(out, job.plan, parts=False)  # a merge killed half-way
         if not check_output(out, job.plan.fingerprint):
             merge_shards(job.plan, job.header)
     finally:

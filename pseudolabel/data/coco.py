@@ -9,10 +9,11 @@ a picklable reader that parses the instances file once per process. Crowd region
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,10 @@ class CocoMasks:
         return self._by_id
 
     def __call__(self, sample: Sample) -> np.ndarray:
+        with _format_errors(self.path):
+            return self._read(sample)
+
+    def _read(self, sample: Sample) -> np.ndarray:
         try:
             height, width, anns = self.index()[sample.id]
         except KeyError:
@@ -207,6 +212,19 @@ class CocoMasks:
         return mask
 
 
+@contextlib.contextmanager
+def _format_errors(path: Path) -> Iterator[None]:
+    """A value of the wrong JSON type anywhere in the file -> one line naming the file."""
+    try:
+        yield
+    except BadInputError:
+        raise
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+        raise BadInputError(f"COCO file holds a value of an unexpected type "
+                            f"({type(exc).__name__}: {str(exc)[:120]})", path=path,
+                            fix="check it against the COCO instances format") from None
+
+
 def load_coco(
     instances_json: str | os.PathLike,
     images_dir: str | os.PathLike,
@@ -219,10 +237,13 @@ def load_coco(
         split: None for every image, or a text file of image ids (one per line) to keep.
         policy: "raise", "skip" or "collect" (see :func:`~pseudolabel.data.load_dataset`).
     """
+    with _format_errors(Path(instances_json)):
+        return _load_coco(Path(instances_json), Path(images_dir), split, policy)
+
+
+def _load_coco(path: Path, images_dir: Path, split: str | None, policy: Policy) -> DatasetIndex:
     from pseudolabel.data.images import find_image
 
-    path = Path(instances_json)
-    images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise BadInputError("COCO image folder does not exist", path=images_dir,
                             fix="give --images the folder holding the COCO images")

@@ -16,6 +16,7 @@ going and report every problem).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import os
 import xml.etree.ElementTree as ET
@@ -129,6 +130,36 @@ class DatasetIndex:
                             self.problems, self.skipped, self.gt_reader)
 
 
+def _decode_error(path: Path) -> str | None:
+    from pseudolabel.data.images import load_image
+
+    try:
+        load_image(path)
+    except BadInputError as exc:
+        return exc.one_line()
+    return None
+
+
+def drop_undecodable(index: DatasetIndex, workers: int = 2) -> DatasetIndex:
+    """``--skip-bad`` for stages that decode images in DataLoader workers (train): decode every
+    image once up front, log and drop the ones that fail (truncated files pass a header check)."""
+    from pseudolabel.data.workers import imap_ordered
+    from pseudolabel.progress import progress
+
+    errors = list(progress(imap_ordered(_decode_error, [s.image for s in index.samples], workers),
+                           total=len(index), desc="checking images"))
+    bad = [(s, e) for s, e in zip(index.samples, errors, strict=True) if e is not None]
+    for _, message in bad:
+        log.warning("skipped: %s", message)
+    if not bad:
+        return index
+    keep = [s.id for s, e in zip(index.samples, errors, strict=True) if e is None]
+    if not keep:
+        raise BadInputError("no image of the split can be decoded", path=index.root / "JPEGImages")
+    return dataclasses.replace(index.subset(keep),
+                               skipped=tuple(sorted({*index.skipped, *(s.id for s, _ in bad)})))
+
+
 class _Problems:
     """Applies the policy to problems as they are found."""
 
@@ -186,6 +217,9 @@ def read_split(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise BadInputError(f"cannot read split file ({exc.strerror})", path=path) from None
+    except UnicodeDecodeError:
+        raise BadInputError("split file is not UTF-8 text", path=path,
+                            fix="write one image id per line as plain text") from None
     ids = []
     for line in text.splitlines():
         line = line.strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,8 +34,8 @@ def check_store_file(path: str | os.PathLike) -> None:
     try:
         with h5py.File(path, "r") as f:
             problem = store_problem(f)
-    except OSError as exc:
-        raise BadInputError(f"cannot open CAM store ({exc})", path=path,
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise BadInputError(f"cannot open CAM store ({type(exc).__name__}: {exc})", path=path,
                             fix="the file is truncated or corrupt: rerun make-cams") from None
     if problem is not None:
         fix = ("upgrade pseudolabel" if "newer" in problem
@@ -72,7 +73,8 @@ class CamStore:
     def file(self) -> h5py.File:
         """The open h5py file (opened on first use, in this process)."""
         if self._file is None:
-            self._file = h5py.File(self.path, "r")
+            with self._damaged("the file"):
+                self._file = h5py.File(self.path, "r")
         return self._file
 
     def close(self) -> None:
@@ -92,17 +94,31 @@ class CamStore:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"])  # type: ignore[misc]
 
+    @contextlib.contextmanager
+    def _damaged(self, what: str) -> Iterator[None]:
+        """h5py and decoding errors of a damaged file -> one clear line naming the file."""
+        try:
+            yield
+        except BadInputError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+            raise BadInputError(
+                f"CAM store is damaged: cannot read {what} ({type(exc).__name__})", path=self.path,
+                fix="make it again with pseudolabel make-cams") from None
+
     # ------------------------------------------------------------------------------ header
     @property
     def header(self) -> StoreHeader:
         if self._header is None:
-            self._header = read_header(self.file)
+            with self._damaged("its header"):
+                self._header = read_header(self.file)
         return self._header
 
     @property
     def format_version(self) -> int:
         if self._format_version is None:
-            self._format_version = int(self.file.attrs["format_version"])
+            with self._damaged("its format_version"):
+                self._format_version = int(self.file.attrs["format_version"])
         return self._format_version
 
     @property
@@ -133,13 +149,15 @@ class CamStore:
     def stride(self, key: str) -> int:
         """The stride (w.r.t. the image) of the CAMs of ``key``."""
         strides = self.header.strides
-        return int(strides[key] if key in strides else strides[key.split("/", 1)[-1]])
+        with self._damaged(f"the stride of {key!r}"):
+            return int(strides[key] if key in strides else strides[key.split("/", 1)[-1]])
 
     # ------------------------------------------------------------------------------ images
     def ids(self) -> list[str]:
         """Every image id, in the order they were written."""
         if self._ids is None:
-            self._ids = read_ids(self.file)
+            with self._damaged("its image ids"):
+                self._ids = read_ids(self.file)
         return list(self._ids)
 
     def __len__(self) -> int:
@@ -157,7 +175,9 @@ class CamStore:
         """The :class:`CamRecord` of one image; KeyError if the store does not hold it."""
         if image_id not in self:
             raise KeyError(f"{self.path}: no image {image_id!r} in the CAM store")
-        return read_record(self.file, image_id, self.keys)
+        keys = self.keys
+        with self._damaged(f"image {image_id!r}"):
+            return read_record(self.file, image_id, keys)
 
     def __repr__(self) -> str:
         return f"CamStore({str(self.path)!r})"

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from pseudolabel.data import DatasetIndex, load_dataset
 from pseudolabel.data.augment import ImageLabelDataset
+from pseudolabel.data.dataset import drop_undecodable
 from pseudolabel.errors import BadInputError
 from pseudolabel.train.config import TrainConfig
 from pseudolabel.train.distributed import DistInfo
@@ -48,11 +49,15 @@ def load_train_data(root: str | os.PathLike, cfg: TrainConfig) -> TrainData:
     """Read the split (and the validation split, or hold out ``val_fraction`` of it)."""
     policy = "skip" if cfg.skip_bad else "raise"
     index = load_dataset(root, cfg.split, policy=policy)
+    if cfg.skip_bad:
+        index = drop_undecodable(index, cfg.num_workers)
     check_positives(index)
     samples = list(index.samples)
     val_samples: list = []
     if cfg.val_split:
         val_index = load_dataset(root, cfg.val_split, policy=policy)
+        if cfg.skip_bad:
+            val_index = drop_undecodable(val_index, cfg.num_workers)
         if val_index.classes != index.classes:
             raise BadInputError("validation split has another class list", path=Path(root))
         val_samples = list(val_index.samples)

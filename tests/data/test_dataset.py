@@ -14,7 +14,7 @@ import pytest
 from pseudolabel.data import VOC_CLASSES, load_dataset, read_classes
 from pseudolabel.errors import BadInputError
 
-from conftest import DEFAULT_LABELS, tiny_mask
+from tiny_roots import DEFAULT_LABELS, tiny_mask
 
 
 def test_labels_csv_root(tiny_voc_root) -> None:

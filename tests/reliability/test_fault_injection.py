@@ -31,8 +31,6 @@ def test_interrupt_then_rerun_equals_uninterrupted_run(stage: str, sig: int, spe
     assert result.problems == [], result
 
 
-@pytest.mark.xfail(strict=True, reason="make-cams: a rerun that finds CAMS.h5 complete returns "
-                   "early and leaves the killed run's CAMS.h5.lock and CAMS.h5.parts/ behind")
 def test_rerun_after_kill_between_merge_and_cleanup_leaves_nothing(specs, references,
                                                                    tmp_path: Path) -> None:
     """The state a kill -9 leaves after the merge wrote CAMS.h5 but before the shards went."""
@@ -50,9 +48,6 @@ def test_rerun_after_kill_between_merge_and_cleanup_leaves_nothing(specs, refere
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="make-cams: a kill -9 during the merge leaves "
-                   ".tmp-CAMS.h5.* beside CAMS.h5; the rerun does not remove it (found by "
-                   "benchmarks/fault_injection.py)")
 def test_rerun_after_kill_during_merge_removes_the_merge_temp_file(specs, references,
                                                                    tmp_path: Path) -> None:
     """The state a kill -9 in the merge leaves: a half-written temp file beside CAMS.h5."""

@@ -118,8 +118,6 @@ def test_split_file(data: bytes, policy: str) -> None:
         only_bad_input(lambda: _load(root, policy))
 
 
-@pytest.mark.xfail(strict=True, reason="data/dataset.py read_split: a split file that is not "
-                   "UTF-8 raises UnicodeDecodeError (traceback) instead of BadInputError")
 def test_split_file_not_utf8() -> None:
     with voc_root(split=b"a\n\x80b\n") as root:
         only_bad_input(lambda: _load(root, "raise"))
@@ -201,8 +199,6 @@ def test_coco_json_mutated_bytes(data: bytes, policy: str) -> None:
     _load_coco(data, policy)
 
 
-@pytest.mark.xfail(strict=True, reason="data/coco.py: a field of the wrong JSON type (a list as "
-                   "an id, null as a height or bbox value) raises TypeError, not BadInputError")
 @FUZZ
 @given(data=coco_documents(), policy=st.sampled_from(["raise", "skip", "collect"]))
 def test_coco_json_wrong_types(data: bytes, policy: str) -> None:
@@ -239,8 +235,6 @@ def test_cam_store_truncated(rel_cams: Path, data: st.DataObject) -> None:
         only_bad_input(lambda: _read_all(path))
 
 
-@pytest.mark.xfail(strict=True, reason="store reader: an HDF5 file with flipped bytes raises "
-                   "h5py's KeyError/OSError (bad object header) instead of BadInputError")
 @FUZZ
 @given(data=st.data())
 def test_cam_store_flipped_bytes(rel_cams: Path, data: st.DataObject) -> None:
@@ -253,8 +247,6 @@ def test_cam_store_flipped_bytes(rel_cams: Path, data: st.DataObject) -> None:
         only_bad_input(lambda: _read_all(path))
 
 
-@pytest.mark.xfail(strict=True, reason="store reader: garbage in a root attribute (config, "
-                   "strides, layers...) raises JSONDecodeError/TypeError instead of BadInputError")
 @FUZZ
 @given(data=st.data())
 def test_cam_store_garbage_attributes(rel_cams: Path, data: st.DataObject) -> None:
