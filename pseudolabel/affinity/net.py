@@ -7,7 +7,6 @@ Checkpoints are plain dicts (weights_only=True): ``AFF_DIR/model.pt``.
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from torch import nn
 
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_path
+from pseudolabel.models.checkpoint import read_tagged
 
 FORMAT = "pseudolabel.affinity"
 VERSION = 1
@@ -100,20 +100,9 @@ def load_affinity_net(path: str | os.PathLike, map_location: str | torch.device 
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_NAME
-    if not path.is_file():
-        raise BadInputError("affinity model does not exist", path=path,
-                            fix="train one with pseudolabel train-affinity (give its --out folder)")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        raise BadInputError("affinity model holds pickled objects, refused (weights_only=True)",
-                            path=path, fix="retrain it with pseudolabel train-affinity") from None
-    except Exception as exc:
-        raise BadInputError(f"cannot read affinity model ({type(exc).__name__})", path=path,
-                            fix="the file is truncated; retrain it") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise BadInputError("not a pseudolabel affinity model", path=path,
-                            fix="give the --out folder of pseudolabel train-affinity")
+    payload = read_tagged(path, FORMAT, what="pseudolabel affinity model",
+                          fix="train one with pseudolabel train-affinity (give its --out folder)",
+                          map_location=map_location)
     model = AffinityNet(str(payload["backbone"]), int(payload["stride"]), int(payload["embed_dim"]))
     model.load_state_dict(payload["state_dict"])
     return model.eval()
