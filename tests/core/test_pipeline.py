@@ -20,7 +20,7 @@ def tiny_config():
         train=dataclasses.replace(cfg.train, student="test_resnet", teacher="test_vit",
                                   image_size=64, batch_size=8, num_workers=0),
         cams=dataclasses.replace(cfg.cams, scales=(1.0,), workers=0, batch_size=8),
-        compare=("threshold", "gmm", "fusion+gmm"),
+        compare=("threshold", "gmm", "fusion+gmm:scope=dataset"),
         refine=dataclasses.replace(cfg.refine, workers=1),
     )
 
@@ -44,9 +44,9 @@ def test_pipeline_writes_every_stage_and_scores_its_masks(demo_root: Path, tmp_p
     expected = acc.compute()
     saved = json.loads((tmp_path / "out" / "evaluate.json").read_text())
     assert abs(saved["miou"] - expected["miou"]) < 1e-9
-    assert result.scores is not None and set(result.compared) == {"threshold", "gmm", "fusion+gmm"}
+    assert result.scores is not None and set(result.compared) == {"threshold", "gmm", "fusion+gmm:scope=dataset"}
     table = result.table()
-    assert "| threshold→crf |" in table and "| fusion+gmm |" in table
+    assert "| threshold→crf |" in table and "| fusion+gmm:scope=dataset |" in table
     # a negative image gets no smoke
     negatives = [s for s in data if not s.labels]
     assert negatives
