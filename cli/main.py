@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -90,7 +91,12 @@ def cli(verbose: int, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    cli.main(args=argv, prog_name="pseudolabel")
+    try:
+        cli.main(args=argv, prog_name="pseudolabel")
+    finally:
+        # The command has finished or reported its stop: a Ctrl-C that lands while the
+        # interpreter shuts down must not print a traceback from a library's finaliser.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,7 @@ from pseudolabel.affinity.net import MODEL_NAME, AffinityNet, math_ceil, save_af
 from pseudolabel.affinity.walk import IGNORE_LABEL, affinity_loss, half_offsets, sample_pairs
 from pseudolabel.config import load_config_file, save_config, to_dict
 from pseudolabel.data.images import find_image, load_image
+from pseudolabel.data.workers import init_worker
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import RunLock, atomic_path, atomic_write
 from pseudolabel.progress import progress
@@ -237,6 +238,7 @@ def run(config: AffinityTrainConfig, cams_h5: str | Path, images_root: str | Pat
             dataset.epoch = epoch
             loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True,
                                 num_workers=config.workers,
+                                worker_init_fn=init_worker if config.workers else None,
                                 generator=torch.Generator().manual_seed(config.seed + epoch))
             loss = _epoch(model, loader, optimiser, config, epoch, device)
             history.append({"epoch": epoch + 1, "loss": loss})

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from pseudolabel.data import image_size, load_image
+from pseudolabel.data.workers import init_worker
 from pseudolabel.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,6 @@ def collate(items: list[tuple[int, torch.Tensor | None, str | None]]
     return [(idx, torch.stack(imgs)) for idx, imgs in groups.values()], errors
 
 
-def _one_thread(_: int) -> None:
-    torch.set_num_threads(1)
 
 
 def batch_loader(paths: Sequence[Path], batches: Sequence[Batch], workers: int,
@@ -95,6 +94,6 @@ def batch_loader(paths: Sequence[Path], batches: Sequence[Batch], workers: int,
     return DataLoader(
         DecodedImages(paths), batch_sampler=[list(b.indices) for b in batches],
         num_workers=workers, collate_fn=collate, pin_memory=pin_memory,
-        worker_init_fn=_one_thread if workers > 0 else None,
+        worker_init_fn=init_worker if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
     )

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def init_worker(_: object = None) -> None:
+    """Start of every worker process (pools and DataLoader workers): one torch thread each, and
+    Ctrl-C left to the main process, which stops cleanly and says how to resume (a terminal
+    sends SIGINT to the whole process group; workers would print tracebacks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def imap_ordered(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator[R]:
@@ -18,5 +30,5 @@ def imap_ordered(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator
         yield from map(fn, items)
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(min(workers, len(items))) as pool:
+    with mp.get_context(method).Pool(min(workers, len(items)), initializer=init_worker) as pool:
         yield from pool.imap(fn, items)

@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +35,7 @@ import numpy as np
 from pseudolabel.config import load_config_file, save_config, to_dict
 from pseudolabel.data.images import find_image, load_image
 from pseudolabel.data.masks import write_mask
+from pseudolabel.data.workers import imap_ordered
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import RunLock, atomic_write, output_path
 from pseudolabel.progress import chunked, progress
@@ -246,18 +247,6 @@ class _Reservoir:
         return {c: v[0] for c, v in self.values.items()}
 
 
-def _imap(fn: Callable[[Sequence[str]], T], chunks: list[list[str]], workers: int) -> Iterator[T]:
-    """``fn`` over the chunks, in order: in this process or in a pool of ``workers``."""
-    if workers <= 1 or len(chunks) <= 1:
-        yield from map(fn, chunks)
-        return
-    import multiprocessing as mp
-
-    with mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn").Pool(
-            min(workers, len(chunks))) as pool:
-        yield from pool.imap(fn, chunks)
-
-
 def _report_bad(results: Sequence[tuple[str, Any, str | None]], bad: list[str]) -> None:
     for image_id, _, error in results:
         if error is not None:
@@ -276,7 +265,7 @@ def _fit_chain(chain: list[Refiner], job: _Job, ids: list[str], workers: int,
         chunks = list(chunked(ids, chunk_size))
         fn = functools.partial(_sample_chunk, prefix, refiner)
         with progress(total=len(ids), desc=f"fit {refiner.name}") as bar:
-            for results in _imap(fn, chunks, workers):
+            for results in imap_ordered(fn, chunks, workers):
                 for _, samples, _ in results:
                     for c, (values, keys) in (samples or {}).items():
                         reservoir.add(c, values, keys)
@@ -391,7 +380,7 @@ def run(config: RefineConfig, cams_h5: str | Path, out_dir: str | Path,
                  len(ids) - len(todo), " -> ".join(r.name for r in chain) or "no refiner")
         fn = functools.partial(_refine_chunk, job)
         with progress(total=len(todo), desc="refine") as bar:
-            for results in _imap(fn, list(chunked(todo, config.chunk_size)), config.workers):
+            for results in imap_ordered(fn, list(chunked(todo, config.chunk_size)), config.workers):
                 _report_bad(results, bad)
                 bar.update(len(results))
         if bad:

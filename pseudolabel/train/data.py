@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from pseudolabel.data import DatasetIndex, load_dataset
 from pseudolabel.data.augment import ImageLabelDataset
 from pseudolabel.data.dataset import drop_undecodable
+from pseudolabel.data.workers import init_worker
 from pseudolabel.errors import BadInputError
 from pseudolabel.train.config import TrainConfig
 from pseudolabel.train.distributed import DistInfo
@@ -111,9 +112,7 @@ def _loader(dataset, cfg: TrainConfig, sampler, info: DistInfo, drop_last: bool)
     workers = min(cfg.num_workers, len(dataset))
     return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, shuffle=False,
                       num_workers=workers, drop_last=drop_last, pin_memory=info.device.type == "cuda",
-                      worker_init_fn=_one_thread if workers else None,
+                      worker_init_fn=init_worker if workers else None,
                       generator=torch.Generator().manual_seed(cfg.seed))
 
 
-def _one_thread(_: int) -> None:
-    torch.set_num_threads(1)

@@ -293,12 +293,13 @@ def interrupt(args: Sequence[str], out: Path, sig: int, delay: float,
 def check_sigint_stop(status: int, stderr: str, finished: bool) -> list[str]:
     """A Ctrl-C ends with status 130, no traceback and a hint to rerun the command.
 
-    Death by SIGINT (status -2, which a shell reports as 130 too) is accepted; it happens when
-    the signal arrives while the interpreter shuts down. The hint is only required when the
+    Death by SIGINT (status -2, which a shell reports as 130 too) is accepted, and so is 0 when
+    the output is finished: the signal then arrived while the interpreter shut down. The hint is only required when the
     output was not ``finished`` (there is something to resume).
     """
     problems = []
-    if status not in (130, -signal.SIGINT):
+    # 0 is right when the signal landed after the work was done (ignored during shutdown)
+    if status not in (130, -signal.SIGINT) and not (status == 0 and finished):
         problems.append(f"SIGINT: exit status {status}, expected 130")
     if "Traceback" in stderr:
         problems.append("SIGINT: traceback printed: " + stderr.strip().splitlines()[-1][:200])
