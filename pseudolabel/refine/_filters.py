@@ -111,9 +111,11 @@ def refine_probabilities(state: RefineState, name: str,
     return state.replace(scores=np.ascontiguousarray(q, dtype=np.float32), ignore=ignore)
 
 
-def _enclosing_simplex(features: Tensor) -> tuple[Tensor, Tensor]:
-    """The lattice simplex around each point: (n, d+1, d) int64 vertex keys (first d coordinates
-    of each of the d+1 remainders) and (n, d+1) float64 barycentric weights.
+def _enclosing_simplex(features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The lattice simplex around each point: (n, d) int64 nearest remainder-0 point (its first
+    d coordinates), (n, d+1) int64 rank of each coordinate's residual and (n, d+1) float32
+    barycentric weights. Vertex r of the simplex has the key (first d coordinates)
+    ``rem0 + r - (d+1) * (rank > d - r)`` (see :func:`_simplex_keys`).
 
     Adams et al.'s elevation, nearest remainder-0 point and rank sort, vectorised over points.
     """
@@ -148,11 +150,16 @@ def _enclosing_simplex(features: Tensor) -> tuple[Tensor, Tensor]:
     bary.scatter_add_(1, d - rank, delta)
     bary.scatter_add_(1, d - rank + 1, -delta)
     bary[:, 0] += 1.0 + bary[:, d + 1]
-    # Vertex keys (first d coordinates): rem0 + canonical simplex offset of each remainder.
-    r = torch.arange(d + 1, device=device)[None, :, None]
-    rem0_int = torch.round(rem0).to(torch.int64)
-    keys = rem0_int[:, None, :d] + r - (d + 1) * (rank[:, None, :d] > d - r)  # (N, d+1, d)
-    return keys, bary[:, : d + 1]
+    rem0_int = torch.round(rem0[:, :d]).to(torch.int64)
+    return rem0_int, rank, bary[:, : d + 1].to(torch.float32)
+
+
+def _simplex_keys(rem0: Tensor, rank: Tensor) -> Tensor:
+    """(n, d+1, d) int64 keys of the d+1 vertices of each point's simplex (rem0 plus the
+    canonical simplex offset of each remainder)."""
+    d = rem0.shape[1]
+    r = torch.arange(d + 1, device=rem0.device)[None, :, None]
+    return rem0[:, None, :] + r - (d + 1) * (rank[:, None, :d] > d - r)
 
 
 class PermutohedralLattice:
@@ -172,22 +179,32 @@ class PermutohedralLattice:
         device = features.device
         # Chunks of points keep the many small temporaries in cache.
         parts = [_enclosing_simplex(chunk) for chunk in features.split(_CHUNK)]
-        keys = torch.cat([k for k, _ in parts])  # (N, d+1, d) int64
-        bary = torch.cat([b for _, b in parts])  # (N, d+1) float64
-        flat = keys.reshape(-1, d)
-        # Hash: pack each key into one int64 (margins leave room for the blur's neighbours).
-        lo = flat.min(0).values - (d + 1)
-        span = flat.max(0).values - lo + (d + 2)
+        rem0 = torch.cat([p[0] for p in parts])  # (N, d) int64
+        rank = torch.cat([p[1] for p in parts])  # (N, d+1) int64
+        bary = torch.cat([p[2] for p in parts])  # (N, d+1) float32
+        del parts
+        # Hash: pack each key into one int64. Keys lie within [rem0 - (d+1), rem0 + d]; the
+        # margins leave room for the blur's neighbours.
+        lo = (rem0.min(0).values if n else rem0.new_zeros(d)) - 2 * (d + 1)
+        span = (rem0.max(0).values if n else rem0.new_zeros(d)) + d - lo + (d + 2)
         mult = [1] * d
         for k in range(d - 2, -1, -1):
             mult[k] = mult[k + 1] * int(span[k + 1])
         self._rows = None
         self._code = None
         if d == 0 or mult[0] * int(span[0]) >= _MAX_CODE:  # too wide to pack: hash rows
+            flat = _simplex_keys(rem0, rank).reshape(-1, d)
             self._rows, ids = torch.unique(flat, dim=0, return_inverse=True)
         else:
             self._code = (lo, torch.tensor(mult, dtype=torch.int64, device=device))
-            ids = self._encode(flat)
+            # The code of vertex r, without building the (N, d+1, d) keys: the code of rem0,
+            # plus r per coordinate, minus (d+1) where rank_k > d - r.
+            codes = self._encode(rem0)[:, None] + torch.arange(
+                d + 1, device=device)[None, :] * sum(mult)
+            d_minus_r = d - torch.arange(d + 1, device=device)[None, :]
+            for k in range(d):
+                codes -= (rank[:, k:k + 1] > d_minus_r).to(torch.int64) * ((d + 1) * mult[k])
+            ids = codes.reshape(-1)
         # One sort gives the vertices (unique keys), each key's vertex and the keys by vertex.
         sorted_ids, by_vertex = torch.sort(ids, stable=True)
         uniq, vertex_sorted, counts = torch.unique_consecutive(
@@ -203,7 +220,7 @@ class PermutohedralLattice:
         self.num_vertices = m = int(uniq_keys.shape[0])
         # Splat and slice as sparse (M+1, N) / (N, M+1) matrices of barycentric weights (the
         # extra vertex M is a zero row that missing neighbours point to during the blur).
-        flat_weights = bary.reshape(-1).to(torch.float32)
+        flat_weights = bary.reshape(-1)
         index, order = inverse.reshape(n, d + 1).sort(1)
         self.slice_matrix = _csr(index, flat_weights.reshape(n, d + 1).gather(1, order), m + 1)
         counts = torch.cat([counts, counts.new_zeros(1)])  # the zero row has no point

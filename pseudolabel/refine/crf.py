@@ -14,8 +14,10 @@ Modes of the bilateral filter (the Gaussian one is always exact and separable):
 
 - ``mode=lattice``: the dense kernel through a permutohedral lattice (tensor code);
 - ``mode=window``: the kernel restricted to a ``window x window`` neighbourhood (ConvCRF), exact
-  within the window but it cannot reach far; with ``downsample=f`` the window works on a grid
-  pooled by f (ConvCRF's blur: f^2 less work, f times the reach, messages upsampled).
+  within the window but it cannot reach far.
+- ``downsample=f`` (either mode): the bilateral filter runs on the image average-pooled by f and
+  its messages are upsampled (ConvCRF's blur): f^2 fewer points, and for the window f times
+  the reach. The Gaussian kernel and the unaries stay at full size.
 - ``backend=pydensecrf``: the reference C++ implementation, when ``pydensecrf2`` is installed.
 
 Pure function :func:`dense_crf` and module :class:`DenseCRF`; :class:`Crf` is the refiner.
@@ -63,7 +65,8 @@ class CrfParams:
         default="lattice", metadata={"help": "bilateral filter: dense permutohedral lattice or local window"})
     window: int = field(default=11, metadata={"help": "window size (odd) for mode=window"})
     downsample: int = field(
-        default=1, metadata={"help": "mode=window: pool the grid by this factor (ConvCRF blur)"})
+        default=1, metadata={"help": "bilateral filter on the image pooled by this factor (f^2 fewer "
+                                     "points; messages upsampled)"})
     clip: float = field(default=1e-5, metadata={"help": "probabilities are clipped at this before -log"})
 
     def __post_init__(self) -> None:
@@ -98,6 +101,11 @@ def _kernels(image: Tensor, params: CrfParams) -> list[tuple[SymmetricNormalised
                                                  p.window), size, f)
         elif p.mode == "window":
             bilateral = WindowKernel(colour, p.sxy_bilateral, p.window)
+        elif p.downsample > 1:  # the lattice of the pooled image (positions in full-size px)
+            f = p.downsample
+            pooled = Downsampled.pool(colour, f)
+            grid = pixel_grid(*pooled.shape[1:], device) * (f / p.sxy_bilateral)
+            bilateral = Downsampled(lattice_filter(torch.cat([grid, pooled])), size, f)
         else:
             feats = torch.cat([pixel_grid(height, width, device) / p.sxy_bilateral, colour])
             bilateral = lattice_filter(feats)

@@ -216,7 +216,8 @@ def test_given_compatibility_matrix_matches_potts() -> None:
 
 
 @pytest.mark.parametrize("options", [{"mode": "lattice"}, {"mode": "window"},
-                                     {"mode": "window", "window": 7, "downsample": 2}])
+                                     {"mode": "window", "window": 7, "downsample": 2},
+                                     {"mode": "lattice", "downsample": 2}])
 def test_crf_corrects_noisy_scores(options: dict) -> None:
     image, probs, truth = two_region_case(40, seed=7, noise=1.0)
     q = dense_crf(image, probs, CrfParams(sxy_bilateral=20.0, iterations=5, **options))

@@ -1,0 +1,422 @@
+"""The seed papers' ablations in one command: pseudo-mask mIoU / precision / recall per variant.
+
+    python benchmarks/quality.py [--data ../shared/data/smoke-tiles | --data demo]
+        [--preset tiny|quick|standard] [--out benchmarks/results/quality-<data>] [--only models,refiners,fusion]
+
+Writes OUT/quality.md, OUT/quality.json and OUT/curves.json (the λ and threshold curves, for
+``pseudolabel report --curves OUT/curves.json``). Every piece of work (a trained run, a CAM
+store, a scored row) is kept in OUT, so a rerun skips what is done and an interrupted run
+continues.
+
+The WSSS protocol: classifiers train on the image-level labels of a stratified subset of the
+data root; CAMs and pseudo-masks are made for the same images and scored against
+SegmentationClass (ground truth is used for scoring only; the rows marked "oracle" pick the
+threshold t on it, an upper bound, not a method).
+
+Sections of the table:
+
+models    single CNN (tf_efficientnet_lite0 from the local ImageNet weights), single ViT
+          (vit_tiny_patch16_224 from scratch), teacher-student (the CNN student aligned to the
+          trained ViT, frozen) with global / spatial / channel alignment, channel alignment without
+          the projector, a λ sweep, dual-stage distillation (features + outputs + CAMs), and
+          co-training. Each row: validation AP, and the masks of its CAM through the oracle
+          threshold and through the label-free gmm.
+refiners  every refiner and the useful chains on the single CNN's CAMs, with images/s.
+fusion    multi-layer CAM fusion (LayerCAM of the last two stages) with poor seeds (an early
+          checkpoint: one epoch at a tenth of the learning rate) and with good ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pseudolabel.cams.stage import MakeCamsConfig
+from pseudolabel.cams.stage import run as make_cams
+from pseudolabel.data import load_image, read_mask
+from pseudolabel.data.images import find_image
+from pseudolabel.evaluate.metrics import ConfusionAccumulator
+from pseudolabel.pipeline import LABEL_FREE_GMM
+from pseudolabel.refine import create_chain, initial_state, to_mask
+from pseudolabel.refine.crf import pydensecrf_available
+from pseudolabel.refine.stage import RefineConfig
+from pseudolabel.refine.stage import run as refine
+from pseudolabel.store import CamStore
+from pseudolabel.train import TrainConfig
+from pseudolabel.train import run as train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_ap import make_subset
+
+log = logging.getLogger("quality")
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parents[1] / "shared"
+CNN, VIT = "tf_efficientnet_lite0", "vit_tiny_patch16_224"
+SWEEP = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes of one benchmark run."""
+
+    limit: int  # training (= pseudo-mask) images
+    val_limit: int  # held-out images for the classifier's AP
+    size: int  # training input side (px)
+    epochs: int
+    scales: tuple[float, ...]  # make-cams views (flip always on)
+    lambdas: tuple[float, ...]  # the KD weight sweep (teacher-student, spatial)
+
+
+PRESETS = {
+    "tiny": Preset(limit=24, val_limit=16, size=64, epochs=1, scales=(1.0,), lambdas=(0.1,)),
+    "quick": Preset(limit=160, val_limit=80, size=128, epochs=2, scales=(1.0, 2.0),
+                    lambdas=(0.1, 1.0, 10.0)),
+    "standard": Preset(limit=600, val_limit=200, size=128, epochs=4, scales=(1.0, 2.0),
+                       lambdas=(0.1, 0.3, 1.0, 3.0, 10.0)),
+}
+
+
+# -- the rows ------------------------------------------------------------------------------------
+
+def model_rows(p: Preset, runs: Path, weights: Path) -> list[tuple[str, str, dict]]:
+    """(title, run name, TrainConfig overrides), in training order (the ViT before its students)."""
+    cnn = {"student": CNN, "student_weights": weights}
+    ts = {"mode": "teacher-student", **cnn, "teacher": VIT,
+          "teacher_checkpoint": runs / "vit" / "student.pt", "kd_weight": 1.0}
+    rows = [
+        ("single CNN", "cnn", {"mode": "single", **cnn}),
+        ("single ViT", "vit", {"mode": "single", "student": VIT, "student_weights": None}),
+        *[(f"T-S {a} (λ=1)", f"ts-{a}-l1", {**ts, "align": a}) for a in ("global", "spatial", "channel")],
+        ("T-S channel, no projector", "ts-channel-l1-noproj", {**ts, "align": "channel", "projector": False}),
+        *[(f"T-S spatial λ={lam:g}", f"ts-spatial-l{lam:g}", {**ts, "align": "spatial", "kd_weight": lam})
+          for lam in p.lambdas if lam != 1.0],
+        ("T-S spatial + output & CAM distillation", "ts-spatial-dual",
+         {**ts, "align": "spatial", "out_kd_weight": 1.0, "cam_kd_weight": 1.0}),
+        ("co-training (CNN's CAMs)", "co", {"mode": "co-training", **cnn, "teacher": VIT, "align": "spatial"}),
+    ]
+    return rows
+
+
+def refiner_chains() -> list[tuple[str, tuple[str, ...]]]:
+    """(title, chain) of the refiner section; ``threshold`` alone is the default t."""
+    chains = [
+        ("CAM argmax, background 1 − max (no refiner)", ()),
+        ("threshold (default t)", ("threshold",)),
+        ("threshold:background=power", ("threshold:background=power",)),
+        ("threshold, IRN band lo=0.2 hi=0.5 (255 between)", ("threshold:lo=0.2,hi=0.5",)),
+        ("gmm (per image)", ("gmm",)),
+        ("gmm:input=cam+color", ("gmm:input=cam+color",)),
+        (LABEL_FREE_GMM, (LABEL_FREE_GMM,)),
+        ("threshold → crf (lattice)", ("threshold", "crf")),
+        ("threshold → crf:mode=window,downsample=4", ("threshold", "crf:mode=window,downsample=4")),
+        ("par → threshold", ("par", "threshold")),
+        ("threshold → par", ("threshold", "par")),
+        ("affinity (colour, no model) → threshold", ("affinity", "threshold")),
+        (f"{LABEL_FREE_GMM} → crf", (LABEL_FREE_GMM, "crf")),
+    ]
+    if pydensecrf_available():
+        chains.insert(9, ("threshold → crf:backend=pydensecrf", ("threshold", "crf:backend=pydensecrf")))
+    return chains
+
+
+# -- scoring -------------------------------------------------------------------------------------
+
+def score_chains(cams: Path, root: Path, chains: dict[str, Sequence[str]], key: str | None = None
+                 ) -> dict[str, dict]:
+    """mIoU, precision, recall, coverage and images/s of each chain on the store's images.
+
+    Chains without a data-set-wide fit run in this process, one read per image for all of them;
+    a chain with one (``gmm:scope=dataset``) runs through the refine stage and its PNGs are scored.
+    """
+    built = {name: create_chain(spec) for name, spec in chains.items()}
+    local = {n: c for n, c in built.items() if not any(r.needs_fit for r in c)}
+    staged = [n for n in built if n not in local]
+    with CamStore.open(cams) as store:
+        ids = list(store.ids())
+        key = key or ("student/features" if "student/features" in store.keys else store.keys[0])
+        num = len(store.classes) + 1
+        acc = {n: ConfusionAccumulator(num) for n in built}
+        secs = dict.fromkeys(built, 0.0)
+        for image_id in ids:
+            gt = read_mask(root / "SegmentationClass" / f"{image_id}.png")
+            if not local:
+                continue
+            rec = store.read(image_id)
+            image = load_image(find_image(root / "JPEGImages", image_id))
+            cams_ = {k: np.asarray(v, np.float32) for k, v in rec.cams.items()}
+            state = initial_state(cams_, key, rec.class_indices, tuple(rec.image_size), image=image,
+                                  image_id=image_id, image_scores=np.asarray(rec.scores, np.float32))
+            for name, chain in local.items():
+                t0 = time.perf_counter()
+                s = state
+                for refiner in chain:
+                    s = refiner.refine(s)
+                mask = to_mask(s)
+                secs[name] += time.perf_counter() - t0
+                acc[name].update(mask, gt)
+    for name in staged:
+        with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
+            t0 = time.perf_counter()
+            masks = refine(RefineConfig(refiners=tuple(chains[name]), key=key, workers=1), cams,
+                           Path(tmp) / "masks", root)
+            secs[name] = time.perf_counter() - t0
+            for image_id in ids:
+                acc[name].update(read_mask(masks / f"{image_id}.png"),
+                                 read_mask(root / "SegmentationClass" / f"{image_id}.png"))
+    out = {}
+    for name in built:
+        m = acc[name].compute()
+        out[name] = {"miou": float(m["miou"]), "fg_iou": float(np.nanmean(m["iou"][1:])),
+                     "precision": float(np.nanmean(m["precision"][1:])),
+                     "recall": float(np.nanmean(m["recall"][1:])),
+                     "coverage": float(m["coverage"]),
+                     "images_per_s": len(ids) / max(secs[name], 1e-9)}
+    return out
+
+
+def oracle(cams: Path, root: Path, prefix: Sequence[str] = (), key: str | None = None
+           ) -> tuple[float, dict, list[tuple[float, float]]]:
+    """Best background threshold t on the ground truth after ``prefix``: (t, scores, curve)."""
+    chains = {f"t={t}": (*prefix, f"threshold:t={t}") for t in SWEEP}
+    res = score_chains(cams, root, chains, key)
+    curve = [(t, res[f"t={t}"]["miou"]) for t in SWEEP]
+    best_t = max(SWEEP, key=lambda t: res[f"t={t}"]["miou"])
+    return best_t, res[f"t={best_t}"], curve
+
+
+# -- the stages, cached in OUT ---------------------------------------------------------------------
+
+def cached(path: Path, compute) -> dict:
+    """The JSON in ``path``, computed and written (atomically) when missing."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    tmp.replace(path)
+    return value
+
+
+def trained(base: TrainConfig, over: dict, root: Path, run_dir: Path) -> dict:
+    """Train ``run_dir`` unless it is finished; returns the last epoch's metrics."""
+    done = run_dir / "bench-done"
+    if not done.is_file():
+        t0 = time.perf_counter()
+        resume = (run_dir / "last.pt").is_file()
+        train(replace(base, **over, resume=resume, overwrite=not resume), root, run_dir)
+        done.write_text(f"{time.perf_counter() - t0:.1f}\n")
+    last = json.loads((run_dir / "metrics.json").read_text())[-1]
+    return {"ap": last.get("student/mAP"), "f1": last.get("student/mean_f1"),
+            "train_s": float(done.read_text())}
+
+
+def cams_of(run_dir: Path, root: Path, out: Path, p: Preset, **over) -> Path:
+    """The CAM store of ``run_dir`` on the benchmark images (resumes when interrupted)."""
+    cfg = MakeCamsConfig(split="bench_train", scales=p.scales, flip=True, batch_size=16,
+                         workers=1, device="cpu", **over)
+    return make_cams(cfg, root, run_dir, out)
+
+
+# -- the table -------------------------------------------------------------------------------------
+
+def fmt(v: float | None) -> str:
+    return "–" if v is None or v != v else f"{v:.3f}"
+
+
+def markdown(results: dict, header: str) -> str:
+    lines = [header, ""]
+    if results.get("models"):
+        lines += ["### Training variants (student CAM → masks)", "",
+                  "| variant | val AP | oracle threshold: mIoU (t) | smoke P / R | "
+                  f"label-free {LABEL_FREE_GMM}: mIoU | smoke P / R | train s |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in results["models"]:
+            o, g = r["oracle"], r["gmm"]
+            lines.append(f"| {r['title']} | {fmt(r['ap'])} | {fmt(o['miou'])} ({r['t']:g}) | "
+                         f"{fmt(o['precision'])} / {fmt(o['recall'])} | {fmt(g['miou'])} | "
+                         f"{fmt(g['precision'])} / {fmt(g['recall'])} | {r['train_s']:.0f} |")
+        lines.append("")
+    if results.get("refiners"):
+        lines += ["### Refiners on the single CNN's CAMs", "",
+                  "| chain | mIoU | smoke IoU | smoke P / R | coverage | images/s (1 process, PNG not written) |",
+                  "|---|---|---|---|---|---|"]
+        for r in results["refiners"]:
+            lines.append(f"| {r['title']} | {fmt(r['miou'])} | {fmt(r['fg_iou'])} | "
+                         f"{fmt(r['precision'])} / {fmt(r['recall'])} | {fmt(r['coverage'])} | "
+                         f"{r['images_per_s']:.1f} |")
+        lines.append("")
+    if results.get("fusion"):
+        lines += ["### Multi-layer CAM fusion, poor and good seeds (LayerCAM of features and blocks.4)", "",
+                  "| seeds | chain | mIoU | smoke P / R |", "|---|---|---|---|"]
+        for r in results["fusion"]:
+            lines.append(f"| {r['seeds']} | {r['title']} | {fmt(r['miou'])} | "
+                         f"{fmt(r['precision'])} / {fmt(r['recall'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+def prepare_root(data: str, out: Path, p: Preset) -> Path:
+    """The benchmark's data root in OUT/data: a stratified subset of ``data``, or the demo set."""
+    root = out / "data"
+    if (root / "ImageSets" / "Segmentation" / "bench_train.txt").is_file():
+        return root
+    if data == "demo":
+        from pseudolabel.data.demo import make_demo_data
+
+        make_demo_data(root, n_images=p.limit + p.val_limit, size=128)
+        ids = (root / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
+        val = (root / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
+        (root / "ImageSets" / "Segmentation" / "bench_train.txt").write_text("\n".join(ids) + "\n")
+        (root / "ImageSets" / "Segmentation" / "bench_val.txt").write_text("\n".join(val) + "\n")
+        return root
+    src = Path(data).resolve()
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        make_subset(src, Path(tmp) / "data", p.limit, p.val_limit, seed=0)
+        (Path(tmp) / "data" / "SegmentationClass").symlink_to(src / "SegmentationClass")
+        (Path(tmp) / "data").rename(root)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(SHARED / "data" / "smoke-tiles"),
+                        help="a data root with SegmentationClass, or 'demo' (built-in synthetic data)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--weights", type=Path,
+                        default=SHARED / "weights" / "tf_efficientnet_lite0_in1k.pth")
+    parser.add_argument("--only", default="models,refiners,fusion")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("pseudolabel", "timm"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("PSEUDOLABEL_NO_PROGRESS", "1")
+    torch.set_num_threads(args.threads)
+    p = PRESETS[args.preset]
+    name = "demo" if args.data == "demo" else Path(args.data).name
+    out = (args.out or HERE / "results" / f"quality-{name}-{args.preset}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    root = prepare_root(args.data, out, p)
+    runs, stores, rows = out / "runs", out / "cams", out / "rows"
+    only = set(args.only.split(","))
+    base = TrainConfig(split="bench_train", val_split="bench_val", image_size=p.size,
+                       epochs=p.epochs, batch_size=32, device="cpu", num_workers=1, lr=1e-3,
+                       warmup_epochs=0.3, student=CNN, teacher=VIT, amp=False)
+    results: dict[str, list] = {"models": [], "refiners": [], "fusion": []}
+    curves: dict[str, dict] = {}
+    started = time.perf_counter()
+
+    # models: train, make CAMs, score (the ViT trains before the students that need it)
+    names_needed = {"cnn"} if only & {"refiners"} else set()
+    for title, run_name, over in model_rows(p, runs, args.weights):
+        if "models" not in only and run_name not in names_needed:
+            continue
+        meta = trained(base, over, root, runs / run_name)
+        if "models" not in only:
+            continue
+
+        def row(run_name=run_name, title=title, meta=meta) -> dict:
+            store = cams_of(runs / run_name, root, stores / f"{run_name}.h5", p)
+            t, best, curve = oracle(store, root)
+            gmm = score_chains(store, root, {"g": (LABEL_FREE_GMM,)})["g"]
+            return {"title": title, "run": run_name, **meta, "t": t, "oracle": best, "gmm": gmm,
+                    "curve": curve}
+
+        r = cached(rows / f"model-{run_name}.json", row)
+        results["models"].append(r)
+        log.info("%-45s AP %s  oracle %.3f (t=%g)  gmm %.3f", title, fmt(r["ap"]),
+                 r["oracle"]["miou"], r["t"], r["gmm"]["miou"])
+    if results["models"]:
+        by = {r["run"]: r for r in results["models"]}
+        lam = sorted((float(k.split("-l")[1]), v) for k, v in by.items()
+                     if k.startswith("ts-spatial-l"))
+        if lam:
+            curves["mIoU against the KD weight λ (T-S spatial)"] = {"x": "λ", "series": {
+                "oracle threshold": [(x, v["oracle"]["miou"]) for x, v in lam],
+                "label-free gmm": [(x, v["gmm"]["miou"]) for x, v in lam],
+                "val AP": [(x, v["ap"]) for x, v in lam]}}
+        curves["mIoU against the background threshold t"] = {"x": "t", "series": {
+            r["title"]: r["curve"] for r in results["models"]}}
+
+    # refiners on the single CNN's CAMs
+    if "refiners" in only:
+        store = cams_of(runs / "cnn", root, stores / "cnn.h5", p)
+
+        def refiner_rows() -> list[dict]:
+            chains = refiner_chains()
+            res = score_chains(store, root, {t: c for t, c in chains})
+            t, best, _ = oracle(store, root)
+            return [{"title": f"threshold, oracle t = {t:g}", **best}] + [
+                {"title": title, **res[title]} for title, _ in chains]
+
+        results["refiners"] = cached(rows / "refiners.json", refiner_rows)
+        for r in results["refiners"]:
+            log.info("%-55s mIoU %.3f  %.1f img/s", r["title"], r["miou"], r["images_per_s"])
+
+    # fusion with poor and good seeds
+    if "fusion" in only:
+        early = {"mode": "single", "student": CNN, "student_weights": args.weights, "epochs": 1,
+                 "lr": base.lr / 10}
+        for seeds, run_name, over in (("poor (1 epoch, lr/10)", "cnn-early", early),
+                                      ("good (the single CNN)", "cnn", {"mode": "single", "student": CNN,
+                                                                       "student_weights": args.weights})):
+            meta = trained(base, over, root, runs / run_name)
+
+            def fusion_rows(run_name=run_name, seeds=seeds, meta=meta) -> list[dict]:
+                store = cams_of(runs / run_name, root, stores / f"{run_name}-layers.h5", p,
+                                method="layercam", layers=("features", "blocks.4"))
+                out_rows = []
+                for title, prefix, key in (("features, oracle t", (), "student/features"),
+                                           ("blocks.4, oracle t", (), "student/blocks.4"),
+                                           ("fusion (mean) → oracle t", ("fusion",), None)):
+                    t, best, _ = oracle(store, root, prefix, key=key)
+                    out_rows.append({"seeds": f"{seeds}, AP {fmt(meta['ap'])}",
+                                     "title": f"{title} = {t:g}", **best})
+                res = score_chains(store, root, {"f": (LABEL_FREE_GMM,),
+                                                 "fg": ("fusion", LABEL_FREE_GMM)},
+                                   key="student/features")
+                out_rows += [{"seeds": f"{seeds}, AP {fmt(meta['ap'])}",
+                              "title": f"features → {LABEL_FREE_GMM}", **res["f"]},
+                             {"seeds": f"{seeds}, AP {fmt(meta['ap'])}",
+                              "title": f"fusion → {LABEL_FREE_GMM}", **res["fg"]}]
+                return out_rows
+
+            results["fusion"] += cached(rows / f"fusion-{run_name}.json", fusion_rows)
+
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+               f"{args.threads} thread(s), CPU only")
+    header = (f"## Quality ablations: {name}, preset {args.preset}\n\n"
+              f"`python benchmarks/quality.py --data {args.data if args.data == 'demo' else name}"
+              f" --preset {args.preset}` — {p.limit} training images (pseudo-masks scored on "
+              f"them), {p.val_limit} held out for AP, {p.size} px, {p.epochs} epoch(s), CAM scales "
+              f"{', '.join(map(str, p.scales))} + flip; {machine}; "
+              f"{(time.perf_counter() - started) / 60:.0f} min this invocation.")
+    text = markdown(results, header)
+    (out / "quality.md").write_text(text + "\n")
+    (out / "quality.json").write_text(json.dumps(
+        {"preset": asdict(p), "data": args.data, "machine": machine, **results}, indent=1,
+        default=str))
+    (out / "curves.json").write_text(json.dumps(curves, indent=1))
+    print(text)
+    log.info("wrote %s, quality.json and curves.json (pseudolabel report --curves %s)",
+             out / "quality.md", out / "curves.json")
+
+
+if __name__ == "__main__":
+    main()
