@@ -90,11 +90,13 @@ PRESETS = {
 
 # -- the rows ------------------------------------------------------------------------------------
 
-def model_rows(p: Preset, runs: Path, weights: Path) -> list[tuple[str, str, dict]]:
-    """(title, run name, TrainConfig overrides), in training order (the ViT before its students)."""
+def model_rows(p: Preset, runs: Path, weights: Path, suffix: str = ""
+               ) -> list[tuple[str, str, dict]]:
+    """(title, run name + suffix, TrainConfig overrides), in training order (the ViT before the
+    students it teaches)."""
     cnn = {"student": CNN, "student_weights": weights}
     ts = {"mode": "teacher-student", **cnn, "teacher": VIT,
-          "teacher_checkpoint": runs / "vit" / "student.pt", "kd_weight": 1.0}
+          "teacher_checkpoint": runs / f"vit{suffix}" / "student.pt", "kd_weight": 1.0}
     rows = [
         ("single CNN", "cnn", {"mode": "single", **cnn}),
         ("single ViT", "vit", {"mode": "single", "student": VIT, "student_weights": None}),
@@ -106,7 +108,7 @@ def model_rows(p: Preset, runs: Path, weights: Path) -> list[tuple[str, str, dic
          {**ts, "align": "spatial", "out_kd_weight": 1.0, "cam_kd_weight": 1.0}),
         ("co-training (CNN's CAMs)", "co", {"mode": "co-training", **cnn, "teacher": VIT, "align": "spatial"}),
     ]
-    return rows
+    return [(title, name + suffix, over) for title, name, over in rows]
 
 
 def refiner_chains() -> list[tuple[str, tuple[str, ...]]]:
@@ -243,11 +245,26 @@ def markdown(results: dict, header: str) -> str:
                   "| variant | val AP | oracle threshold: mIoU (t) | smoke P / R | "
                   f"label-free {LABEL_FREE_GMM}: mIoU | smoke P / R | train s |",
                   "|---|---|---|---|---|---|---|"]
+        groups: dict[str, list[dict]] = {}
         for r in results["models"]:
-            o, g = r["oracle"], r["gmm"]
-            lines.append(f"| {r['title']} | {fmt(r['ap'])} | {fmt(o['miou'])} ({r['t']:g}) | "
-                         f"{fmt(o['precision'])} / {fmt(o['recall'])} | {fmt(g['miou'])} | "
-                         f"{fmt(g['precision'])} / {fmt(g['recall'])} | {r['train_s']:.0f} |")
+            groups.setdefault(r["title"], []).append(r)
+        for title, rs in groups.items():
+            def agg(get, rs: list[dict] = rs, spread: bool = True) -> str:
+                v = [x for x in (get(r) for r in rs) if x is not None]
+                if not v:
+                    return "–"
+                pm = f" ± {(max(v) - min(v)) / 2:.3f}" if spread and len(v) > 1 else ""
+                return fmt(float(np.mean(v))) + pm
+            ts = sorted({f"{r['t']:g}" for r in rs})
+            lines.append(
+                f"| {title} | {agg(lambda r: r['ap'])} | {agg(lambda r: r['oracle']['miou'])} "
+                f"({', '.join(ts)}) | {agg(lambda r: r['oracle']['precision'], spread=False)} / "
+                f"{agg(lambda r: r['oracle']['recall'], spread=False)} | {agg(lambda r: r['gmm']['miou'])} | "
+                f"{agg(lambda r: r['gmm']['precision'], spread=False)} / {agg(lambda r: r['gmm']['recall'], spread=False)} | "
+                f"{np.mean([r['train_s'] for r in rs]):.0f} |")
+        if any(len(rs) > 1 for rs in groups.values()):
+            lines += ["", "mIoU and AP: mean ± half the range; precision / recall: means; over seeds "
+                      f"{sorted({r['seed'] for r in results['models']})}."]
         lines.append("")
     if results.get("refiners"):
         lines += ["### Refiners on the single CNN's CAMs", "",
@@ -302,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         default=SHARED / "weights" / "tf_efficientnet_lite0_in1k.pth")
     parser.add_argument("--only", default="models,refiners,fusion")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", default="0",
+                        help="comma-separated training seeds of the models section (mean ± half range)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("pseudolabel", "timm"):
@@ -309,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("PSEUDOLABEL_NO_PROGRESS", "1")
     torch.set_num_threads(args.threads)
     p = PRESETS[args.preset]
+    seeds = [int(x) for x in args.seeds.split(",")]
     name = "demo" if args.data == "demo" else Path(args.data).name
     out = (args.out or HERE / "results" / f"quality-{name}-{args.preset}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -324,26 +344,29 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     # models: train, make CAMs, score (the ViT trains before the students that need it)
     names_needed = {"cnn"} if only & {"refiners"} else set()
-    for title, run_name, over in model_rows(p, runs, args.weights):
-        if "models" not in only and run_name not in names_needed:
-            continue
-        meta = trained(base, over, root, runs / run_name)
-        if "models" not in only:
-            continue
+    for seed in seeds:
+        suffix = "" if seed == 0 else f"-s{seed}"
+        for title, run_name, over in model_rows(p, runs, args.weights, suffix):
+            if "models" not in only and run_name not in names_needed:
+                continue
+            meta = trained(base, {**over, "seed": seed}, root, runs / run_name)
+            if "models" not in only:
+                continue
 
-        def row(run_name=run_name, title=title, meta=meta) -> dict:
-            store = cams_of(runs / run_name, root, stores / f"{run_name}.h5", p)
-            t, best, curve = oracle(store, root)
-            gmm = score_chains(store, root, {"g": (LABEL_FREE_GMM,)})["g"]
-            return {"title": title, "run": run_name, **meta, "t": t, "oracle": best, "gmm": gmm,
-                    "curve": curve}
+            def row(run_name=run_name, title=title, meta=meta, seed=seed) -> dict:
+                store = cams_of(runs / run_name, root, stores / f"{run_name}.h5", p)
+                t, best, curve = oracle(store, root)
+                gmm = score_chains(store, root, {"g": (LABEL_FREE_GMM,)})["g"]
+                return {"title": title, "run": run_name, "seed": seed, **meta, "t": t,
+                        "oracle": best, "gmm": gmm, "curve": curve}
 
-        r = cached(rows / f"model-{run_name}.json", row)
-        results["models"].append(r)
-        log.info("%-45s AP %s  oracle %.3f (t=%g)  gmm %.3f", title, fmt(r["ap"]),
-                 r["oracle"]["miou"], r["t"], r["gmm"]["miou"])
+            r = cached(rows / f"model-{run_name}.json", row)
+            r.setdefault("seed", seed)
+            results["models"].append(r)
+            log.info("%-45s seed %d  AP %s  oracle %.3f (t=%g)  gmm %.3f", title, seed,
+                     fmt(r["ap"]), r["oracle"]["miou"], r["t"], r["gmm"]["miou"])
     if results["models"]:
-        by = {r["run"]: r for r in results["models"]}
+        by = {r["run"]: r for r in results["models"] if r["seed"] == seeds[0]}
         lam = sorted((float(k.split("-l")[1]), v) for k, v in by.items()
                      if k.startswith("ts-spatial-l"))
         if lam:
@@ -352,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "label-free gmm": [(x, v["gmm"]["miou"]) for x, v in lam],
                 "val AP": [(x, v["ap"]) for x, v in lam]}}
         curves["mIoU against the background threshold t"] = {"x": "t", "series": {
-            r["title"]: r["curve"] for r in results["models"]}}
+            r["title"]: r["curve"] for r in by.values()}}
 
     # refiners on the single CNN's CAMs
     if "refiners" in only:
