@@ -48,6 +48,7 @@ from pseudolabel.cams.stage import run as make_cams
 from pseudolabel.data import load_image, read_mask
 from pseudolabel.data.images import find_image
 from pseudolabel.evaluate.metrics import ConfusionAccumulator
+from pseudolabel.models import load_run
 from pseudolabel.pipeline import LABEL_FREE_GMM
 from pseudolabel.refine import create_chain, initial_state, to_mask
 from pseudolabel.refine.crf import pydensecrf_available
@@ -64,6 +65,17 @@ log = logging.getLogger("quality")
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
 CNN, VIT = "tf_efficientnet_lite0", "vit_tiny_patch16_224"
+
+
+def fusion_layer(run_dir: Path) -> str:
+    """The deepest layer of the run's student on a finer grid than ``features`` (the stage
+    before the last: blocks.4 of an EfficientNet, layer3 of a ResNet)."""
+    model, _ = load_run(run_dir, "student", map_location="cpu")
+    stride = model.layer_info("features").reduction
+    finer = [n for n in model.layer_names() if model.layer_info(n).reduction < stride]
+    if not finer:
+        raise SystemExit(f"{model.name}: no layer finer than features for the fusion rows")
+    return finer[-1]
 SWEEP = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7)
 
 
@@ -90,23 +102,23 @@ PRESETS = {
 
 # -- the rows ------------------------------------------------------------------------------------
 
-def model_rows(p: Preset, runs: Path, weights: Path, suffix: str = ""
-               ) -> list[tuple[str, str, dict]]:
+def model_rows(p: Preset, runs: Path, cnn_name: str, vit_name: str, weights: Path | None,
+               suffix: str = "") -> list[tuple[str, str, dict]]:
     """(title, run name + suffix, TrainConfig overrides), in training order (the ViT before the
     students it teaches)."""
-    cnn = {"student": CNN, "student_weights": weights}
-    ts = {"mode": "teacher-student", **cnn, "teacher": VIT,
+    cnn = {"student": cnn_name, "student_weights": weights}
+    ts = {"mode": "teacher-student", **cnn, "teacher": vit_name,
           "teacher_checkpoint": runs / f"vit{suffix}" / "student.pt", "kd_weight": 1.0}
     rows = [
         ("single CNN", "cnn", {"mode": "single", **cnn}),
-        ("single ViT", "vit", {"mode": "single", "student": VIT, "student_weights": None}),
+        ("single ViT", "vit", {"mode": "single", "student": vit_name, "student_weights": None}),
         *[(f"T-S {a} (λ=1)", f"ts-{a}-l1", {**ts, "align": a}) for a in ("global", "spatial", "channel")],
         ("T-S channel, no projector", "ts-channel-l1-noproj", {**ts, "align": "channel", "projector": False}),
         *[(f"T-S spatial λ={lam:g}", f"ts-spatial-l{lam:g}", {**ts, "align": "spatial", "kd_weight": lam})
           for lam in p.lambdas if lam != 1.0],
         ("T-S spatial + output & CAM distillation", "ts-spatial-dual",
          {**ts, "align": "spatial", "out_kd_weight": 1.0, "cam_kd_weight": 1.0}),
-        ("co-training (CNN's CAMs)", "co", {"mode": "co-training", **cnn, "teacher": VIT, "align": "spatial"}),
+        ("co-training (CNN's CAMs)", "co", {"mode": "co-training", **cnn, "teacher": vit_name, "align": "spatial"}),
     ]
     return [(title, name + suffix, over) for title, name, over in rows]
 
@@ -184,7 +196,7 @@ def score_chains(cams: Path, root: Path, chains: dict[str, Sequence[str]], key: 
                      "precision": float(np.nanmean(m["precision"][1:])),
                      "recall": float(np.nanmean(m["recall"][1:])),
                      "coverage": float(m["coverage"]),
-                     "images_per_s": len(ids) / max(secs[name], 1e-9)}
+                     "images_per_s": len(ids) / max(secs[name], 1e-9), "staged": name in staged}
     return out
 
 
@@ -268,15 +280,18 @@ def markdown(results: dict, header: str) -> str:
         lines.append("")
     if results.get("refiners"):
         lines += ["### Refiners on the single CNN's CAMs", "",
-                  "| chain | mIoU | smoke IoU | smoke P / R | coverage | images/s (1 process, PNG not written) |",
+                  "| chain | mIoU | smoke IoU | smoke P / R | coverage | images/s |",
                   "|---|---|---|---|---|---|"]
+        notes = ["", "Images/s here: the chain alone in this process on 160 px tiles; † through the "
+                 "refine stage (1 worker, data-set fit pass and PNG writing included). "
+                 "benchmarks/refine_speed.py measures the stage at 160 and 512 px."]
         for r in results["refiners"]:
             lines.append(f"| {r['title']} | {fmt(r['miou'])} | {fmt(r['fg_iou'])} | "
                          f"{fmt(r['precision'])} / {fmt(r['recall'])} | {fmt(r['coverage'])} | "
-                         f"{r['images_per_s']:.1f} |")
-        lines.append("")
+                         f"{r['images_per_s']:.1f}{' †' if r.get('staged') else ''} |")
+        lines += [*notes, ""]
     if results.get("fusion"):
-        lines += ["### Multi-layer CAM fusion, poor and good seeds (LayerCAM of features and blocks.4)", "",
+        lines += ["### Multi-layer CAM fusion, poor and good seeds (LayerCAM of features and the stage before)", "",
                   "| seeds | chain | mIoU | smoke P / R |", "|---|---|---|---|"]
         for r in results["fusion"]:
             lines.append(f"| {r['seeds']} | {r['title']} | {fmt(r['miou'])} | "
@@ -315,8 +330,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="a data root with SegmentationClass, or 'demo' (built-in synthetic data)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--weights", type=Path,
-                        default=SHARED / "weights" / "tf_efficientnet_lite0_in1k.pth")
+    parser.add_argument("--cnn", default=CNN, help="timm name of the CNN")
+    parser.add_argument("--vit", default=VIT, help="timm name of the ViT (trained from scratch)")
+    parser.add_argument("--weights", default=str(SHARED / "weights" / "tf_efficientnet_lite0_in1k.pth"),
+                        help="local pretrained weights of the CNN, or 'none'")
     parser.add_argument("--only", default="models,refiners,fusion")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", default="0",
@@ -329,6 +346,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     p = PRESETS[args.preset]
     seeds = [int(x) for x in args.seeds.split(",")]
+    weights = None if args.weights == "none" else Path(args.weights)
     name = "demo" if args.data == "demo" else Path(args.data).name
     out = (args.out or HERE / "results" / f"quality-{name}-{args.preset}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -337,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     only = set(args.only.split(","))
     base = TrainConfig(split="bench_train", val_split="bench_val", image_size=p.size,
                        epochs=p.epochs, batch_size=32, device="cpu", num_workers=1, lr=1e-3,
-                       warmup_epochs=0.3, student=CNN, teacher=VIT, amp=False)
+                       warmup_epochs=0.3, student=args.cnn, teacher=args.vit, amp=False)
     results: dict[str, list] = {"models": [], "refiners": [], "fusion": []}
     curves: dict[str, dict] = {}
     started = time.perf_counter()
@@ -346,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     names_needed = {"cnn"} if only & {"refiners"} else set()
     for seed in seeds:
         suffix = "" if seed == 0 else f"-s{seed}"
-        for title, run_name, over in model_rows(p, runs, args.weights, suffix):
+        for title, run_name, over in model_rows(p, runs, args.cnn, args.vit, weights, suffix):
             if "models" not in only and run_name not in names_needed:
                 continue
             meta = trained(base, {**over, "seed": seed}, root, runs / run_name)
@@ -394,19 +412,20 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     # fusion with poor and good seeds
     if "fusion" in only:
-        early = {"mode": "single", "student": CNN, "student_weights": args.weights, "epochs": 1,
+        early = {"mode": "single", "student": args.cnn, "student_weights": weights, "epochs": 1,
                  "lr": base.lr / 10}
         for seeds, run_name, over in (("poor (1 epoch, lr/10)", "cnn-early", early),
-                                      ("good (the single CNN)", "cnn", {"mode": "single", "student": CNN,
-                                                                       "student_weights": args.weights})):
+                                      ("good (the single CNN)", "cnn", {"mode": "single", "student": args.cnn,
+                                                                       "student_weights": weights})):
             meta = trained(base, over, root, runs / run_name)
 
             def fusion_rows(run_name=run_name, seeds=seeds, meta=meta) -> list[dict]:
+                layer = fusion_layer(runs / run_name)
                 store = cams_of(runs / run_name, root, stores / f"{run_name}-layers.h5", p,
-                                method="layercam", layers=("features", "blocks.4"))
+                                method="layercam", layers=("features", layer))
                 out_rows = []
                 for title, prefix, key in (("features, oracle t", (), "student/features"),
-                                           ("blocks.4, oracle t", (), "student/blocks.4"),
+                                           (f"{layer}, oracle t", (), f"student/{layer}"),
                                            ("fusion (mean) → oracle t", ("fusion",), None)):
                     t, best, _ = oracle(store, root, prefix, key=key)
                     out_rows.append({"seeds": f"{seeds}, AP {fmt(meta['ap'])}",
@@ -426,7 +445,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                f"{args.threads} thread(s), CPU only")
     header = (f"## Quality ablations: {name}, preset {args.preset}\n\n"
               f"`python benchmarks/quality.py --data {args.data if args.data == 'demo' else name}"
-              f" --preset {args.preset}` — {p.limit} training images (pseudo-masks scored on "
+              f" --preset {args.preset} --seeds {args.seeds}` — {args.cnn} "
+              f"({'pretrained: ' + Path(args.weights).name if weights else 'from scratch'}), "
+              f"{args.vit} (from scratch); {p.limit} training images (pseudo-masks scored on "
               f"them), {p.val_limit} held out for AP, {p.size} px, {p.epochs} epoch(s), CAM scales "
               f"{', '.join(map(str, p.scales))} + flip; {machine}; "
               f"{(time.perf_counter() - started) / 60:.0f} min this invocation.")

@@ -1,0 +1,86 @@
+"""benchmarks/quality.py end to end at its tiny preset, with tiny models on the demo data.
+
+Its in-process scorer is checked against the refine and evaluate stages, its oracle rows against
+their own threshold curves, and a rerun against the first run (everything cached, nothing
+retrained).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from pseudolabel.evaluate.stage import EvaluateConfig
+from pseudolabel.evaluate.stage import run as evaluate
+from pseudolabel.refine.stage import RefineConfig
+from pseudolabel.refine.stage import run as refine
+
+from .helpers import REPO
+
+ARGS = ["--data", "demo", "--preset", "tiny", "--cnn", "test_resnet", "--vit", "test_vit",
+        "--weights", "none", "--threads", "1"]
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("quality_bench", REPO / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType, Path, dict]:
+    module = _load()
+    out = tmp_path_factory.mktemp("quality")
+    module.main([*ARGS, "--out", str(out)])
+    return module, out, json.loads((out / "quality.json").read_text())
+
+
+def test_writes_every_section(bench: tuple[ModuleType, Path, dict]) -> None:
+    _, out, res = bench
+    text = (out / "quality.md").read_text()
+    for title in ("### Training variants", "### Refiners", "### Multi-layer CAM fusion"):
+        assert title in text
+    titles = [r["title"] for r in res["models"]]
+    assert {"single CNN", "single ViT", "T-S channel, no projector", "co-training (CNN's CAMs)"} <= set(titles)
+    assert any(t.startswith("T-S spatial λ=") for t in titles)
+    for r in res["models"] + res["refiners"] + res["fusion"]:
+        row = r.get("oracle", r)
+        assert 0.0 <= row["miou"] <= 1.0 and 0.0 <= row["coverage"] <= 1.0
+    curves = json.loads((out / "curves.json").read_text())
+    assert any("λ" in name for name in curves)
+
+
+def test_oracle_is_the_best_point_of_its_curve(bench: tuple[ModuleType, Path, dict]) -> None:
+    _, _, res = bench
+    for r in res["models"]:
+        best_t, best = max(r["curve"], key=lambda p: p[1])
+        assert r["oracle"]["miou"] == pytest.approx(best)
+        assert r["t"] == pytest.approx(best_t)
+
+
+@pytest.mark.parametrize("chain", [("threshold",), ("threshold", "crf")])
+def test_in_process_scores_match_the_refine_and_evaluate_stages(
+        bench: tuple[ModuleType, Path, dict], chain: tuple[str, ...], tmp_path: Path) -> None:
+    module, out, _ = bench
+    cams, root = out / "cams" / "cnn.h5", out / "data"
+    mine = module.score_chains(cams, root, {"c": chain})["c"]
+    masks = refine(RefineConfig(refiners=chain, workers=1), cams, tmp_path / "masks", root)
+    theirs = evaluate(EvaluateConfig(split="bench_train"), masks, root).metrics
+    assert mine["miou"] == pytest.approx(theirs["miou"], abs=1e-9)
+    assert mine["coverage"] == pytest.approx(theirs["coverage"], abs=1e-9)
+
+
+def test_rerun_reuses_everything(bench: tuple[ModuleType, Path, dict]) -> None:
+    module, out, res = bench
+    stamp = (out / "runs" / "cnn" / "student.pt").stat().st_mtime_ns
+    module.main([*ARGS, "--out", str(out)])
+    assert (out / "runs" / "cnn" / "student.pt").stat().st_mtime_ns == stamp
+    again = json.loads((out / "quality.json").read_text())
+    assert again["models"] == res["models"] and again["refiners"] == res["refiners"]
