@@ -76,7 +76,7 @@ def fusion_layer(run_dir: Path) -> str:
     if not finer:
         raise SystemExit(f"{model.name}: no layer finer than features for the fusion rows")
     return finer[-1]
-SWEEP = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7)
+SWEEP = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass(frozen=True)
