@@ -388,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         lam = sorted((float(k.split("-l")[1]), v) for k, v in by.items()
                      if k.startswith("ts-spatial-l"))
         if lam:
-            curves["mIoU against the KD weight λ (T-S spatial)"] = {"x": "λ", "series": {
+            curves["mIoU against the KD weight λ (T-S spatial)"] = {"x": "λ", "scale": "log", "series": {
                 "oracle threshold": [(x, v["oracle"]["miou"]) for x, v in lam],
                 "label-free gmm": [(x, v["gmm"]["miou"]) for x, v in lam],
                 "val AP": [(x, v["ap"]) for x, v in lam]}}

@@ -4,7 +4,8 @@ Sections (each appears when its inputs are given):
   scores     per-class IoU bars and the summary (masks + ground truth)
   training   loss / mAP curves from RUN_DIR/metrics.json
   threshold  mIoU against the background threshold t of plain CAM argmax (CAMs + ground truth)
-  sweeps     any curve a benchmark wrote (e.g. mIoU against the KD weight λ), from --curves JSON
+  sweeps     any curve a benchmark wrote (e.g. mIoU against the KD weight λ), from --curves JSON:
+             {title: {"x": axis label, "scale": "linear" | "log", "series": {name: [[x, y], ...]}}}
   gallery    image | CAM heat map | mask overlay | ground truth, worst first (by IoU with the
              ground truth, or by the share of ignored pixels without it)
 """
@@ -174,7 +175,7 @@ def run(
         for name, spec in data.items():
             sections.append(f"<h2>{escape(name)}</h2>" + line_chart(
                 {k: [tuple(p) for p in v] for k, v in spec["series"].items()},
-                title=name, xlabel=spec.get("x", "")))
+                title=name, xlabel=spec.get("x", ""), log_x=spec.get("scale") == "log"))
 
     # gallery, worst first
     if per_image or store is not None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -34,21 +35,32 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str = ""
     return "".join(parts)
 
 
+def _x_ticks(values: Sequence[float], sx: Callable[[float], float], y: float) -> list[str]:
+    """A centred label under each x value."""
+    return [f'<text x="{sx(v):.1f}" y="{y}" font-size="11" text-anchor="middle">{v:.3g}</text>'
+            for v in values]
+
+
 def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str = "",
-               xlabel: str = "", width: int = 560, height: int = 260) -> str:
-    """Lines through (x, y) points, one per series, with a legend and min/max axis labels."""
-    points = [p for s in series.values() for p in s if p[1] == p[1]]
+               xlabel: str = "", width: int = 560, height: int = 260, log_x: bool = False) -> str:
+    """Lines through (x, y) points, one per series, with a legend and min/max axis labels.
+
+    ``log_x``: place x on a logarithmic axis (for sweeps such as λ in 0.1 .. 10); points with
+    x <= 0 are left out, and every distinct x gets a tick label.
+    """
+    points = [p for s in series.values() for p in s if p[1] == p[1] and (p[0] > 0 or not log_x)]
     if not points:
         return ""
     xs, ys = [p[0] for p in points], [p[1] for p in points]
-    x0, x1 = min(xs), max(xs)
+    fx = math.log10 if log_x else float
+    x0, x1 = fx(min(xs)), fx(max(xs))
     y0, y1 = min(ys), max(ys)
     x1 = x1 if x1 > x0 else x0 + 1
     y1 = y1 if y1 > y0 else y0 + 1
     left, right, top, bottom = 50, 130, 28, 34
 
     def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * (width - left - right)
+        return left + (fx(x) - x0) / (x1 - x0) * (width - left - right)
 
     def sy(y: float) -> float:
         return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
@@ -63,14 +75,16 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: st
              f'{y1:.3g}</text>',
              f'<text x="{left - 4}" y="{sy(y0) + 4:.1f}" font-size="11" text-anchor="end">'
              f'{y0:.3g}</text>',
-             f'<text x="{sx(x0):.1f}" y="{height - bottom + 14}" font-size="11">{x0:.3g}</text>',
-             f'<text x="{sx(x1):.1f}" y="{height - bottom + 14}" font-size="11" '
-             f'text-anchor="end">{x1:.3g}</text>',
+             *(_x_ticks(sorted(set(xs)), sx, height - bottom + 14) if log_x else [
+                 f'<text x="{sx(min(xs)):.1f}" y="{height - bottom + 14}" font-size="11">'
+                 f'{min(xs):.3g}</text>',
+                 f'<text x="{sx(max(xs)):.1f}" y="{height - bottom + 14}" font-size="11" '
+                 f'text-anchor="end">{max(xs):.3g}</text>']),
              f'<text x="{(left + width - right) / 2:.1f}" y="{height - 6}" font-size="11" '
              f'text-anchor="middle">{escape(xlabel)}</text>']
     for i, (name, pts) in enumerate(series.items()):
         colour = PALETTE[i % len(PALETTE)]
-        good = [(x, y) for x, y in pts if y == y]
+        good = [(x, y) for x, y in pts if y == y and (x > 0 or not log_x)]
         if not good:
             continue
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in good)
@@ -83,3 +97,9 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: st
                      f'font-size="11">{escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _x_ticks(values: Sequence[float], sx: Callable[[float], float], y: float) -> list[str]:
+    """A centred label under each x value."""
+    return [f'<text x="{sx(v):.1f}" y="{y}" font-size="11" text-anchor="middle">{v:.3g}</text>'
+            for v in values]

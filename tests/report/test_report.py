@@ -82,3 +82,21 @@ def test_report_renders_in_a_headless_browser(tmp_path: Path) -> None:
     assert pixels.std() > 10, "blank screenshot"
     coloured = (np.abs(pixels - pixels.mean(axis=2, keepdims=True)).sum(axis=2) > 60).mean()
     assert coloured > 0.005, "no bars or pictures rendered"
+
+
+def test_log_x_axis_spaces_decades_evenly() -> None:
+    """On a log axis 0.1, 1 and 10 sit at equal steps (on a linear one they do not); x <= 0 is
+    left out, and each x gets its label."""
+    import re
+
+    def xs(svg: str) -> list[float]:
+        return [float(x) for x in re.findall(r'<circle cx="([0-9.]+)"', svg)]
+
+    pts = {"s": [(0.0, 0.2), (0.1, 0.5), (1.0, 0.6), (10.0, 0.4)]}
+    log = xs(line_chart(pts, log_x=True))
+    assert len(log) == 3 and abs((log[1] - log[0]) - (log[2] - log[1])) < 0.2
+    lin = xs(line_chart(pts))
+    assert len(lin) == 4 and (lin[3] - lin[2]) > 5 * (lin[2] - lin[1])
+    labels = re.findall(r">([0-9.]+)</text>", line_chart(pts, log_x=True))
+    assert {"0.1", "1", "10"} <= set(labels)
+
