@@ -48,6 +48,7 @@ from pseudolabel.cams.stage import run as make_cams
 from pseudolabel.data import load_image, read_mask
 from pseudolabel.data.images import find_image
 from pseudolabel.evaluate.metrics import ConfusionAccumulator
+from pseudolabel.io import atomic_write
 from pseudolabel.models import load_run
 from pseudolabel.pipeline import LABEL_FREE_GMM
 from pseudolabel.refine import create_chain, initial_state, to_mask
@@ -163,10 +164,8 @@ def score_chains(cams: Path, root: Path, chains: dict[str, Sequence[str]], key: 
         num = len(store.classes) + 1
         acc = {n: ConfusionAccumulator(num) for n in built}
         secs = dict.fromkeys(built, 0.0)
-        for image_id in ids:
+        for image_id in ids if local else ():
             gt = read_mask(root / "SegmentationClass" / f"{image_id}.png")
-            if not local:
-                continue
             rec = store.read(image_id)
             image = load_image(find_image(root / "JPEGImages", image_id))
             cams_ = {k: np.asarray(v, np.float32) for k, v in rec.cams.items()}
@@ -218,9 +217,8 @@ def cached(path: Path, compute) -> dict:
         return json.loads(path.read_text())
     value = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=1))
-    tmp.replace(path)
+    with atomic_write(path, "w") as fh:
+        json.dump(value, fh, indent=1)
     return value
 
 
