@@ -6,9 +6,14 @@ maps (the truth made coarse, as a stride-16 CAM, plus noise): images per second 
 
     python benchmarks/crf_speed.py [--sizes 160,512] [--images 4] [--threads 1]
 
-With ``--cams CAMS.h5 --root ROOT [--split S]`` (a store from ``pseudolabel make-cams`` of that
-root, e.g. ../shared/data/smoke-tiles) it also runs a few refine chains through the refine stage
-and scores them with the evaluate stage (mIoU, per-class IoU, seconds per chain).
+With ``--cams CAMS.h5 --root ROOT [--split S] [--limit N]`` (a store from ``pseudolabel
+make-cams`` of that root, e.g. ../shared/data/smoke-tiles) it also measures on real data:
+
+- speed: each CRF variant on the ``threshold`` scores of the store's labelled images (the ones
+  a CRF runs on; one thread, the variants interleaved and the best of 3 passes kept, so that a
+  busy machine slows them alike), in images/s and as a multiple of pydensecrf2's speed;
+- quality: chains through the refine stage, scored by the evaluate stage (mIoU and its gain
+  over ``threshold`` alone).
 """
 
 from __future__ import annotations
@@ -62,13 +67,17 @@ def methods() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """name -> fn(image, probs) -> (C, H, W) probabilities."""
     out: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
         "input (no refinement)": lambda image, probs: probs,
-        "crf mode=lattice": lambda image, probs: dense_crf(image, probs, CrfParams()).numpy(),
-        "crf mode=window (11)": lambda image, probs: dense_crf(
-            image, probs, CrfParams(mode="window")).numpy(),
-        "crf mode=window (5)": lambda image, probs: dense_crf(
-            image, probs, CrfParams(mode="window", window=5)).numpy(),
+        "crf (default)": lambda image, probs: dense_crf(image, probs, CrfParams()).numpy(),
+        "crf downsample=1 (exact)": lambda image, probs: dense_crf(
+            image, probs, CrfParams(downsample=1)).numpy(),
+        "crf down 2, always": lambda image, probs: dense_crf(
+            image, probs, CrfParams(pool_tolerance=0.0)).numpy(),
+        "crf window (11)": lambda image, probs: dense_crf(
+            image, probs, CrfParams(mode="window", downsample=1)).numpy(),
+        "crf window (5)": lambda image, probs: dense_crf(
+            image, probs, CrfParams(mode="window", window=5, downsample=1)).numpy(),
         "crf window (11) down 4": lambda image, probs: dense_crf(
-            image, probs, CrfParams(mode="window", downsample=4)).numpy(),
+            image, probs, CrfParams(mode="window", downsample=4, pool_tolerance=0.0)).numpy(),
     }
     if pydensecrf_available():
         out["pydensecrf2 (C++)"] = lambda image, probs: dense_crf_pydensecrf(image, probs, CrfParams())
@@ -81,24 +90,94 @@ def methods() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
 #: Chains compared on real CAMs (defaults everywhere; none tuned on the ground truth).
 CHAINS = {
     "threshold": ("threshold",),
-    "crf": ("crf",),
-    "crf:backend=pydensecrf": ("crf:backend=pydensecrf",),
-    "threshold -> crf": ("threshold", "crf"),
-    "threshold -> crf:mode=window": ("threshold", "crf:mode=window"),
-    "par": ("par",),
+    "threshold -> crf (default)": ("threshold", "crf"),
+    "threshold -> crf:downsample=1 (exact)": ("threshold", "crf:downsample=1"),
+    "threshold -> crf:backend=pydensecrf": ("threshold", "crf:backend=pydensecrf"),
+    "threshold -> crf:mode=window,downsample=4": ("threshold", "crf:mode=window,downsample=4"),
     "threshold -> par": ("threshold", "par"),
 }
 
+#: CRF variants timed on real scores: name -> CrfParams overrides (None: pydensecrf2).
+REAL_SPEED = {
+    "pydensecrf2 (C++)": None,
+    "crf (default)": {},
+    "crf:downsample=1 (exact)": {"downsample": 1},
+    "crf:mode=window,downsample=4": {"mode": "window", "downsample": 4},
+}
+
+
+def real_cases(cams: Path, root: Path, limit: int) -> list[tuple[np.ndarray, torch.Tensor]]:
+    """(image, threshold probabilities) of up to ``limit`` labelled images of a store."""
+    from pseudolabel.data import load_image
+    from pseudolabel.data.images import find_image
+    from pseudolabel.refine import create_refiner, initial_state
+    from pseudolabel.refine._filters import probabilities, uniform_where_ignored
+    from pseudolabel.store import CamStore
+
+    threshold = create_refiner("threshold")
+    cases = []
+    with CamStore.open(cams) as store:
+        key = "student/features" if "student/features" in store.keys else store.keys[0]
+        for image_id in store.ids():
+            rec = store.read(image_id)
+            if len(rec.class_indices) == 0:
+                continue  # a negative image: one class, no CRF to run
+            image = load_image(find_image(root / "JPEGImages", image_id))
+            state = initial_state({k: np.asarray(v, np.float32) for k, v in rec.cams.items()}, key,
+                                  rec.class_indices, tuple(rec.image_size), image=image)
+            state = threshold.refine(state)
+            cases.append((np.asarray(image), uniform_where_ignored(probabilities(state.scores, 1e-5),
+                                                                   state.ignore)))
+            if len(cases) >= limit:
+                break
+    return cases
+
+
+def real_speed(cams: Path, root: Path, limit: int) -> None:
+    """Images/s of each :data:`REAL_SPEED` variant on real threshold scores."""
+    cases = real_cases(cams, root, limit)
+    if not cases:
+        print("no labelled image in the store: nothing to time")
+        return
+    variants = {}
+    for name, over in REAL_SPEED.items():
+        if over is None:
+            if not pydensecrf_available():
+                continue
+            variants[name] = lambda image, p: dense_crf_pydensecrf(image, p.numpy(), CrfParams())
+        else:
+            variants[name] = lambda image, p, over=over: dense_crf(image, p, CrfParams(**over))
+    for fn in variants.values():  # warm-up
+        for image, p in cases[:3]:
+            fn(image, p)
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(3):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            for image, p in cases:
+                fn(image, p)
+            best[name] = min(best[name], time.perf_counter() - start)
+    size = "x".join(map(str, cases[0][0].shape[:2]))
+    print(f"\nreal scores: {len(cases)} labelled images of {cams} ({size} px, "
+          f"{cases[0][1].shape[0]} classes with background), one thread, best of 3 passes")
+    print(f"{'variant':32s} | {'img/s':>7s} | x pydensecrf2")
+    ref = best.get("pydensecrf2 (C++)")
+    for name, seconds in best.items():
+        ratio = f"{ref / seconds:12.2f}x" if ref else "-"
+        print(f"{name:32s} | {len(cases) / seconds:7.1f} | {ratio}")
+
 
 def real_quality(cams: Path, root: Path, split: str | None) -> None:
-    """mIoU of each chain of :data:`CHAINS` on a real CAM store."""
+    """mIoU of each chain of :data:`CHAINS` on a real CAM store (its images), and its gain over
+    threshold."""
     from pseudolabel.evaluate.stage import EvaluateConfig
     from pseudolabel.evaluate.stage import run as evaluate
     from pseudolabel.refine.stage import RefineConfig
     from pseudolabel.refine.stage import run as refine
 
     print(f"\nreal CAMs: {cams} against {root} (split {split or 'all'})")
-    print(f"{'chain':32s} | {'mIoU':>6s} | per-class IoU")
+    print(f"{'chain':42s} | {'mIoU':>6s} | {'gain':>5s} | per-class IoU")
+    base = None
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, chain) in enumerate(CHAINS.items()):
             if "pydensecrf" in name and not pydensecrf_available():
@@ -106,10 +185,12 @@ def real_quality(cams: Path, root: Path, split: str | None) -> None:
             start = time.perf_counter()
             masks = refine(RefineConfig(refiners=chain), cams, Path(tmp) / str(i), images_root=root)
             seconds = time.perf_counter() - start
-            result = evaluate(EvaluateConfig(split=split), masks, root)
-            m = result.to_dict()
+            # the store's images only (a store may cover part of the root)
+            m = evaluate(EvaluateConfig(split=split, allow_missing=True), masks, root).to_dict()
+            base = m["miou"] if base is None else base
             per_class = ", ".join(f"{c} {100 * v['iou']:.1f}" for c, v in m["per_class"].items())
-            print(f"{name:32s} | {100 * m['miou']:6.1f} | {per_class}  ({seconds:.1f} s)")
+            print(f"{name:42s} | {100 * m['miou']:6.2f} | {100 * (m['miou'] - base):+5.2f} | "
+                  f"{per_class}  ({seconds:.1f} s)")
 
 
 def main() -> None:
@@ -120,6 +201,7 @@ def main() -> None:
     parser.add_argument("--cams", type=Path, help="a CAM store for the real-data comparison")
     parser.add_argument("--root", type=Path, help="the data set root of --cams (ground truth)")
     parser.add_argument("--split", help="split of --root to score (default: every image)")
+    parser.add_argument("--limit", type=int, default=100, help="labelled images timed with --cams")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -128,7 +210,7 @@ def main() -> None:
     print(f"CPU, torch threads={args.threads}, {args.images} images per size, 10 mean-field "
           "iterations (CRF defaults 3/3, 80/13/10), PAR defaults")
     oracle = table.get("pydensecrf2 (C++)")
-    header = f"{'method':24s}" + "".join(f" | {s:>4d} px img/s | {s:>4d} px mIoU" for s in sizes)
+    header = f"{'method':26s}" + "".join(f" | {s:>4d} px img/s | {s:>4d} px mIoU" for s in sizes)
     if oracle is not None:
         header += " | same label as pydensecrf2"
     print(header)
@@ -137,7 +219,7 @@ def main() -> None:
     reference = {s: [oracle(image, probs).argmax(0) for image, probs, _ in data[s]]
                  for s in sizes} if oracle is not None else {}
     for name, fn in table.items():
-        row = f"{name:24s}"
+        row = f"{name:26s}"
         agree = []
         for s in sizes:
             fn(*data[s][0][:2])  # warm-up
@@ -152,6 +234,7 @@ def main() -> None:
             row += f" | {100 * np.mean(agree):25.2f}%"
         print(row)
     if args.cams is not None:
+        real_speed(args.cams, args.root, args.limit)
         real_quality(args.cams, args.root, args.split)
 
 

@@ -20,7 +20,14 @@ from pseudolabel.refine._filters import (
     pixel_grid,
 )
 from pseudolabel.refine.base import resize_matrix
-from pseudolabel.refine.crf import CrfParams, dense_crf, dense_crf_pydensecrf, pydensecrf_available
+from pseudolabel.refine.crf import (
+    CrfParams,
+    dense_crf,
+    dense_crf_pydensecrf,
+    mean_field,
+    poolable,
+    pydensecrf_available,
+)
 
 needs_pydensecrf = pytest.mark.skipif(not pydensecrf_available(),
                                       reason="pydensecrf2 is not installed")
@@ -141,6 +148,43 @@ def test_gaussian_kernel_is_the_dense_kernel(size: tuple[int, int], sigma: float
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * want.max())
 
 
+@pytest.mark.parametrize(("size", "block"), [((9, 11), 4), ((13, 7), 64), ((40, 33), 16)])
+def test_gaussian_kernel_folds_the_normalisation_and_weight(size: tuple[int, int], block: int) -> None:
+    """``normalise=True, weight=w``: ``w D^-1/2 K D^-1/2`` with D from the naive dense kernel."""
+    rng = np.random.default_rng(13)
+    x = rng.random((2, *size)).astype(np.float32)
+    def axis(n: int) -> np.ndarray:  # 1-D Gaussian, truncated at 4 sigma = 12 px
+        d = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :])
+        return np.exp(-0.5 * (d / 3.0) ** 2) * (d <= 12)
+
+    k = np.kron(axis(size[0]), axis(size[1]))  # separable, row-major pixels
+    norm = 1.0 / np.sqrt(k.sum(1))
+    want = 2.5 * (x.reshape(2, -1) @ (norm[:, None] * k * norm[None, :]).T).reshape(2, *size)
+    got = GaussianKernel(size, 3.0, block=block, normalise=True, weight=2.5)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_lattice_folds_the_normalisation_and_weight() -> None:
+    rng = np.random.default_rng(14)
+    image = rng.integers(0, 256, (9, 12, 3)).astype(np.float32)
+    feats = torch.cat([pixel_grid(9, 12) / 4.0, image_tensor(image) / 30.0])
+    x = torch.from_numpy(rng.random((2, 9, 12)).astype(np.float32))
+    want = 3.0 * SymmetricNormalised(lattice_filter(feats), (9, 12))(x)
+    torch.testing.assert_close(lattice_filter(feats, normalise=True, weight=3.0)(x), want,
+                               atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="normalise"):
+        lattice_filter(feats, weight=3.0)
+
+
+@pytest.mark.parametrize(("size", "factor"), [((8, 10), 2), ((9, 10), 2), ((12, 12), 3), ((10, 13), 4)])
+def test_pool_is_the_block_mean(size: tuple[int, int], factor: int) -> None:
+    """Even sizes with f = 2 take the strided fast path; every size agrees with avg_pool2d
+    (partial blocks at the end averaged over their own pixels)."""
+    x = torch.rand(3, *size, generator=torch.Generator().manual_seed(15))
+    want = torch.nn.functional.avg_pool2d(x[None], factor, ceil_mode=True, count_include_pad=False)[0]
+    torch.testing.assert_close(Downsampled.pool(x, factor), want)
+
+
 def test_window_kernel_is_the_bilateral_kernel_within_the_window() -> None:
     rng = np.random.default_rng(3)
     image = rng.integers(0, 256, (8, 9, 3)).astype(np.float64)
@@ -195,10 +239,12 @@ def test_symmetric_normalisation_matches_naive() -> None:
 def test_mean_field_matches_naive_numpy(compat_gaussian: float, compat_bilateral: float) -> None:
     image, probs, _ = two_region_case(10, seed=5, noise=0.4)
     params = CrfParams(sxy_gaussian=3.0, compat_gaussian=compat_gaussian, sxy_bilateral=6.0,
-                       srgb=30.0, compat_bilateral=compat_bilateral, iterations=5, clip=1e-8)
+                       srgb=30.0, compat_bilateral=compat_bilateral, iterations=5, clip=1e-8,
+                       downsample=1)
     want = naive_mean_field(image, probs, params)
     # A window covering the whole image is the exact dense kernel.
     exact = dense_crf(image, probs, CrfParams(**{**params.__dict__, "mode": "window", "window": 19}))
+    # (downsample=1: the exact kernel; the dense lattice approximates it)
     np.testing.assert_allclose(exact.numpy(), want, atol=1e-4)
     approx = dense_crf(image, probs, params).numpy()  # permutohedral lattice
     assert np.abs(approx - want).mean() < 0.02
@@ -213,6 +259,42 @@ def test_given_compatibility_matrix_matches_potts() -> None:
     potts = dense_crf(image, probs, params)
     matrix = dense_crf(image, probs, params, compatibility=1.0 - torch.eye(3))
     torch.testing.assert_close(potts, matrix, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("options", [{}, {"downsample": 2}, {"mode": "window"}])
+def test_two_classes_take_the_sigmoid_path_with_the_same_result(options: dict) -> None:
+    """Two classes run on one map (a sigmoid of the logit difference); a compatibility matrix
+    takes the general path over both classes: the same marginals."""
+    image, probs3, _ = two_region_case(24, seed=16, noise=0.6)
+    probs = np.stack([probs3[0] + probs3[2], probs3[1]])
+    params = CrfParams(iterations=5, **options)
+    binary = dense_crf(image, probs, params)
+    general = dense_crf(image, probs, params, compatibility=1.0 - torch.eye(2))
+    torch.testing.assert_close(binary, general, atol=2e-4, rtol=1e-3)  # float32 rounding, 5 steps
+    assert (binary.argmax(0) != torch.from_numpy(probs).argmax(0)).any()
+
+
+def test_tol_stops_once_nothing_changes() -> None:
+    """``tol`` ends mean field early (fewer kernel calls) at the marginals of the long run."""
+    image, probs, _ = two_region_case(20, seed=17, noise=0.4)
+    calls = []
+    gaussian = GaussianKernel((20, 20), 3.0, normalise=True, weight=3.0)
+    bilateral = lattice_filter(torch.cat([pixel_grid(20, 20) / 80.0, image_tensor(image) / 13.0]),
+                               normalise=True, weight=10.0)
+
+    def counted(x: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return gaussian(x)
+
+    kernels = [(counted, 1.0), (bilateral, 1.0)]
+    log_p = torch.log(torch.from_numpy(probs))
+    full = mean_field(log_p, kernels, 60)
+    n_full, calls[:] = len(calls), []
+    early = mean_field(log_p, kernels, 60, tol=1e-4)
+    assert len(calls) < n_full / 2
+    torch.testing.assert_close(early, full, atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="tol"):
+        CrfParams(tol=-1.0)
 
 
 @pytest.mark.parametrize("options", [{"mode": "lattice"}, {"mode": "window"},
@@ -238,15 +320,61 @@ def test_zero_iterations_or_one_class_returns_the_probabilities() -> None:
 
 @needs_pydensecrf
 @pytest.mark.parametrize("size", [24, 48])
-@pytest.mark.parametrize("params", [CrfParams(), CrfParams(sxy_bilateral=10.0, srgb=20.0,
-                                                            compat_bilateral=5.0, iterations=5)])
+@pytest.mark.parametrize("params", [CrfParams(downsample=1), CrfParams(
+    sxy_bilateral=10.0, srgb=20.0, compat_bilateral=5.0, iterations=5, downsample=1)])
 def test_agrees_with_pydensecrf(size: int, params: CrfParams) -> None:
+    """downsample=1 is pydensecrf's dense CRF."""
     image, probs, _ = two_region_case(size, seed=size, noise=0.6)
     ours = dense_crf(image, probs, params).numpy()
     ref = dense_crf_pydensecrf(image, probs, params)
     assert (ours.argmax(0) == ref.argmax(0)).mean() >= 0.95
     assert np.abs(ours - ref).mean() < 0.01
     assert (ref.argmax(0) != probs.argmax(0)).any()
+
+
+@needs_pydensecrf
+@pytest.mark.parametrize("size", [24, 48])
+def test_two_classes_agree_with_pydensecrf(size: int) -> None:
+    image, probs3, _ = two_region_case(size, seed=size + 1, noise=0.6)
+    probs = np.stack([probs3[0] + probs3[2], probs3[1]])
+    ours = dense_crf(image, probs, CrfParams(downsample=1)).numpy()
+    ref = dense_crf_pydensecrf(image, probs, CrfParams())
+    assert (ours.argmax(0) == ref.argmax(0)).mean() >= 0.97
+    assert np.abs(ours - ref).mean() < 0.01
+    assert (ref.argmax(0) != probs.argmax(0)).any()
+
+
+def _smooth_case(size: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A two-region case with soft colour noise (std 4): pooling 2x2 blocks keeps its colours."""
+    image, probs, truth = two_region_case(size, seed=seed, noise=0.6)
+    colours = np.array([[40, 60, 90], [200, 180, 160], [90, 200, 60]])
+    rng = np.random.default_rng(seed)
+    image = np.clip(colours[truth] + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+    return image, probs, truth
+
+
+@needs_pydensecrf
+def test_default_pooled_crf_agrees_with_pydensecrf_on_a_smooth_image() -> None:
+    """The default pools the appearance kernel 2x2 on smooth images: nearly pydensecrf's labels."""
+    image, probs, truth = _smooth_case(48, seed=18)
+    ours = dense_crf(image, probs, CrfParams()).numpy()
+    ref = dense_crf_pydensecrf(image, probs, CrfParams())
+    assert (ours.argmax(0) == ref.argmax(0)).mean() >= 0.97
+    assert (ours.argmax(0) == truth).mean() >= (ref.argmax(0) == truth).mean() - 0.02
+
+
+def test_pooling_only_where_blocks_keep_their_colours() -> None:
+    smooth, probs, _ = _smooth_case(24, seed=19)
+    noise = np.random.default_rng(19).integers(0, 256, smooth.shape, dtype=np.uint8)
+    assert poolable(image_tensor(smooth) / 13.0, 2, 2.0)
+    assert not poolable(image_tensor(noise) / 13.0, 2, 2.0)
+    assert poolable(image_tensor(noise) / 13.0, 2, 0.0)  # tolerance 0: always
+    assert not poolable(image_tensor(noise[:1, :1]) / 13.0, 2, 2.0)  # smaller than a block
+    # On noise the default runs the exact dense CRF; on the smooth image it does not.
+    for image, pooled in ((noise, False), (smooth, True)):
+        default = dense_crf(image, probs, CrfParams())
+        exact = dense_crf(image, probs, CrfParams(downsample=1))
+        assert torch.equal(default, exact) is not pooled
 
 
 @needs_pydensecrf
@@ -312,6 +440,7 @@ def test_refiner_without_image_is_a_clear_error(name: str) -> None:
 
 
 @pytest.mark.parametrize("spec", ["crf:window=4", "crf:srgb=0", "crf:mode=dense", "crf:downsample=0",
+                                  "crf:tol=-0.1", "crf:pool_tolerance=-1",
                                   "par:dilations=[0]",
                                   "crf:device=gpu", "par:device=tpu"])
 def test_bad_parameters_are_bad_input(spec: str) -> None:
