@@ -179,7 +179,6 @@ class PermutohedralLattice:
 
     def __init__(self, features: Tensor) -> None:
         n, d = features.shape
-        device = features.device
         self.num_points, self.dim = n, d
         # Chunks of points keep the many small temporaries in cache.
         parts = [_enclosing_simplex(chunk) for chunk in features.split(_CHUNK)]
@@ -194,13 +193,11 @@ class PermutohedralLattice:
         mult = [1] * d
         for k in range(d - 2, -1, -1):
             mult[k] = mult[k + 1] * int(span[k + 1])
-        self._rows = None
-        self._code = None
+        self._rows = None  # the vertex keys when they are too wide to pack into codes
         if d == 0 or mult[0] * int(span[0]) >= _MAX_CODE:  # too wide to pack: hash rows
             flat = _simplex_keys(rem0, rank).reshape(-1, d)
             self._rows, ids = torch.unique(flat, dim=0, return_inverse=True)
         else:
-            self._code = (lo, torch.tensor(mult, dtype=torch.int64, device=device))
             ids = self._vertex_codes(rem0 - lo, rank, mult).reshape(-1)
         # One sort gives the vertices (unique keys), each key's vertex and the keys by vertex
         # (in int32 when the codes allow: a faster sort).
@@ -226,7 +223,7 @@ class PermutohedralLattice:
         self._make_matrices()
         # Neighbours of each vertex along each of the d+1 lattice directions (missing ones ->
         # the zero row m): key -+ 1 everywhere, +- (d+1) on coordinate j; all looked up at once.
-        if self._code is not None:
+        if self._rows is None:
             step = sum(mult)
             shifts = [(e - step, step - e) for e in [(d + 1) * mk for mk in mult] + [0]]
             queries = torch.cat([uniq + s for pair in shifts for s in pair])
@@ -314,7 +311,7 @@ class PermutohedralLattice:
     def _lookup(self, keys: Tensor) -> Tensor:
         """(M,) vertex index of each key (packed code, or key row), or ``num_vertices`` where it
         is not in the lattice."""
-        if self._code is not None:
+        if self._rows is None:
             table, query = self._uniq, keys
         else:  # hash the rows of both sets together
             both = torch.cat([self._rows, keys])

@@ -122,7 +122,7 @@ def test_lattice_hash_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     packed = PermutohedralLattice(feats)
     monkeypatch.setattr(_filters, "_MAX_CODE", 0)
     rows = PermutohedralLattice(feats)
-    assert packed._code is not None and rows._code is None
+    assert packed._rows is None and rows._rows is not None
     assert packed.num_vertices == rows.num_vertices
     torch.testing.assert_close(packed(values), rows(values))
 
