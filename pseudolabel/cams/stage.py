@@ -9,6 +9,7 @@ machines share the work; the store is merged when every shard exists.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -278,29 +279,34 @@ def run(config: MakeCamsConfig, root: str | os.PathLike, run_dir: str | os.PathL
             save_config(job.resolved, out.with_name(out.name + ".config.yaml"))
         return out
     part, num_parts = config.part
-    if not config.merge:
-        owned = job.plan.owned(part, num_parts)
-        lock_target = out if num_parts == 1 else job.plan.parts_dir / f"part-{part}-of-{num_parts}"
-        with RunLock(lock_target):
-            job.plan.remove_stale_temp_files(owned)
-            todo = job.plan.missing(owned)
-            log.info("part %d/%d: %d of %d shards to make (%d images)", part, num_parts,
-                     len(todo), len(owned), len(job.plan.ids))
-            if todo:
-                job.compute(todo)
-        if job.plan.missing():
-            log.info("part %d/%d done; the store is merged when every part is done "
-                     "(or run again with --merge)", part, num_parts)
-            return out
     lock = RunLock(out)
-    try:
+    single = num_parts == 1 and not config.merge
+    if single:  # one lock over computing and merging: no gap another run could slip into
         lock.__enter__()
-    except BadInputError:
-        if num_parts == 1 or config.merge:
-            raise
-        log.info("another part is merging %s", out)  # two parts finished at once
-        return out
     try:
+        if not config.merge:
+            owned = job.plan.owned(part, num_parts)
+            part_lock = (contextlib.nullcontext() if single
+                         else RunLock(job.plan.parts_dir / f"part-{part}-of-{num_parts}"))
+            with part_lock:
+                job.plan.remove_stale_temp_files(owned)
+                todo = job.plan.missing(owned)
+                log.info("part %d/%d: %d of %d shards to make (%d images)", part, num_parts,
+                         len(todo), len(owned), len(job.plan.ids))
+                if todo:
+                    job.compute(todo)
+            if job.plan.missing():
+                log.info("part %d/%d done; the store is merged when every part is done "
+                         "(or run again with --merge)", part, num_parts)
+                return out
+        if not single:
+            try:
+                lock.__enter__()
+            except BadInputError:
+                if config.merge:
+                    raise
+                log.info("another part is merging %s", out)  # two parts finished at once
+                return out
         _remove_leftovers(out, job.plan, parts=False)  # a merge killed half-way
         if not check_output(out, job.plan.fingerprint):
             merge_shards(job.plan, job.header)
