@@ -175,6 +175,8 @@ def real_quality(cams: Path, root: Path, split: str | None) -> None:
     from pseudolabel.refine.stage import RefineConfig
     from pseudolabel.refine.stage import run as refine
 
+    # the store may cover part of the root: its other images are left out, one warning each
+    logging.getLogger("pseudolabel.evaluate").setLevel(logging.ERROR)
     print(f"\nreal CAMs: {cams} against {root} (split {split or 'all'})")
     print(f"{'chain':42s} | {'mIoU':>6s} | {'gain':>5s} | per-class IoU")
     base = None
@@ -185,7 +187,6 @@ def real_quality(cams: Path, root: Path, split: str | None) -> None:
             start = time.perf_counter()
             masks = refine(RefineConfig(refiners=chain), cams, Path(tmp) / str(i), images_root=root)
             seconds = time.perf_counter() - start
-            # the store's images only (a store may cover part of the root)
             m = evaluate(EvaluateConfig(split=split, allow_missing=True), masks, root).to_dict()
             base = m["miou"] if base is None else base
             per_class = ", ".join(f"{c} {100 * v['iou']:.1f}" for c, v in m["per_class"].items())

@@ -284,7 +284,7 @@ class PermutohedralLattice:
 
     @staticmethod
     def _pack(keys: Tensor, mult: Sequence[int]) -> Tensor:
-        """(N,) int64 ``sum_k keys_k * mult_k`` (the code up to the constant offset of ``lo``)."""
+        """(N,) int64 ``sum_k keys_k * mult_k`` (keys already shifted by ``lo``: non-negative)."""
         code = keys[:, 0] * mult[0]
         for k in range(1, keys.shape[1]):
             code += keys[:, k] * mult[k]

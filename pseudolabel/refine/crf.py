@@ -209,22 +209,20 @@ def _binary_mean_field(log_probs: Tensor, kernels: Sequence[tuple[Callable[[Tens
                        totals: Sequence[Tensor], iterations: int, tol: float) -> Tensor:
     """Potts mean field for two classes on ``q = Q_1`` alone: the logit difference is
     ``log p_1 - log p_0 + sum_m w_m (2 K_m q - K_m 1)`` and ``q`` its sigmoid."""
-    base = log_probs[1:] - log_probs[:1]
+    difference = log_probs[1:] - log_probs[:1]  # (1, H, W)
+    q = torch.sigmoid(difference)
+    base = difference
     for (_, w), total in zip(kernels, totals, strict=True):
-        base.sub_(total, alpha=w)
-    q = torch.sigmoid(log_probs[1:] - log_probs[:1])  # (1, H, W)
+        base = base.sub(total, alpha=w)
     for _ in range(iterations):
-        z = None
+        z = base.clone()
         for kernel, w in kernels:
-            if z is None:
-                z = torch.add(base, kernel(q), alpha=2.0 * w)
-            else:
-                z.add_(kernel(q), alpha=2.0 * w)
+            z.add_(kernel(q), alpha=2.0 * w)
         new = z.sigmoid_()
-        if tol > 0 and float((new - q).abs().max()) <= tol:
-            q = new
-            break
+        converged = tol > 0 and float((new - q).abs().max()) <= tol
         q = new
+        if converged:
+            break
     return torch.cat([1.0 - q, q])
 
 
