@@ -10,6 +10,7 @@ ground-truth mask marks smoke where its opacity is above :data:`SMOKE_OPACITY`; 
 
     OUT/JPEGImages/demo_00000.jpg ...
     OUT/SegmentationClass/demo_00000.png   VOC palette: 0 background, 1 smoke
+    OUT/SegmentationContext/demo_00000.png context: 1 chimney pixels not covered by smoke, else 0
     OUT/classes.txt                        smoke
     OUT/labels.csv                         image,labels (empty for images without smoke)
     OUT/ImageSets/Segmentation/{train,val}.txt
@@ -29,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from pseudolabel.config import save_config
-from pseudolabel.data.masks import write_mask
+from pseudolabel.data.masks import CONTEXT_DIR, write_mask
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_path, atomic_write
 
@@ -64,12 +65,17 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class Scene:
-    """One rendered image: (H, W, 3) uint8 RGB, (H, W) uint8 mask, and what it shows."""
+    """One rendered image: (H, W, 3) uint8 RGB, (H, W) uint8 mask, and what it shows.
+
+    context: (H, W) uint8, 1 on the chimney's pixels outside the smoke mask (the confounder the
+    classifier may learn instead of the smoke), 0 elsewhere.
+    """
 
     image: np.ndarray
     mask: np.ndarray
     smoke: bool
     chimney: bool
+    context: np.ndarray
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -125,6 +131,7 @@ def render_scene(size: int, rng: np.random.Generator, *, smoke: bool, chimney: b
     base_x = rng.uniform(0.2, 0.8) * s
     half_w = max(1.5, rng.uniform(0.03, 0.05) * s)
     chimney_top = s * rng.uniform(0.3, 0.5)
+    standing = np.zeros((size, size), bool)
     if chimney:
         column = (np.abs(x2 - base_x) <= half_w) & (y2 >= chimney_top) & (y2 <= horizon + 2)
         brick = np.array([rng.uniform(90, 140), rng.uniform(40, 60), rng.uniform(30, 50)],
@@ -133,6 +140,7 @@ def render_scene(size: int, rng: np.random.Generator, *, smoke: bool, chimney: b
         img = np.where(column[..., None], brick * stripes[..., None], img)
         cap = (np.abs(x2 - base_x) <= half_w * 1.4) & (np.abs(y2 - chimney_top) <= max(1, s / 64))
         img = np.where(cap[..., None], np.float32(40.0), img)
+        standing = column | cap
 
     # smoke: a plume of growing, fading blobs along a path bent by the wind, noisy edges
     opacity = np.zeros((size, size), np.float32)
@@ -158,7 +166,8 @@ def render_scene(size: int, rng: np.random.Generator, *, smoke: bool, chimney: b
     img = img + rng.normal(0.0, 4.0, img.shape)
     image = np.clip(img + 0.5, 0, 255).astype(np.uint8)
     mask = (opacity > SMOKE_OPACITY).astype(np.uint8)
-    return Scene(image, mask, bool(mask.any()), chimney)
+    context = (standing & (mask == 0)).astype(np.uint8)
+    return Scene(image, mask, bool(mask.any()), chimney, context)
 
 
 def _draw(seed: int, index: int, size: int) -> Scene:
@@ -182,7 +191,8 @@ def make_demo_data(out: str | os.PathLike, n_images: int = 300, size: int = 128,
         raise BadInputError("output is a file, not a folder", path=out,
                             fix="choose a new folder for the demo data")
     image_dir, mask_dir = out / "JPEGImages", out / "SegmentationClass"
-    for d in (image_dir, mask_dir, out / "ImageSets" / "Segmentation"):
+    context_dir = out / CONTEXT_DIR
+    for d in (image_dir, mask_dir, context_dir, out / "ImageSets" / "Segmentation"):
         d.mkdir(parents=True, exist_ok=True)
     ids, rows = [], []
     for i in range(cfg.n_images):
@@ -191,6 +201,7 @@ def make_demo_data(out: str | os.PathLike, n_images: int = 300, size: int = 128,
         with atomic_path(image_dir / f"{image_id}.jpg") as tmp:
             Image.fromarray(scene.image).save(tmp, format="JPEG", quality=92)
         write_mask(mask_dir / f"{image_id}.png", scene.mask)
+        write_mask(context_dir / f"{image_id}.png", scene.context)
         ids.append(image_id)
         rows.append(f"{image_id},{'smoke' if scene.smoke else ''}")
     n_val = max(1, round(cfg.n_images * VAL_SHARE))

@@ -12,6 +12,9 @@ from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_path
 
 IGNORE = 255
+#: ROOT/SegmentationContext/<id>.png: optional context masks (0 = not context, 1..254 = context
+#: such as a chimney, 255 = unknown) that ``evaluate`` scores as "context leakage".
+CONTEXT_DIR = "SegmentationContext"
 
 
 def voc_palette(n: int = 256) -> np.ndarray:

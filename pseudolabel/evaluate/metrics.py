@@ -106,6 +106,46 @@ def foreground_iou(cm: np.ndarray) -> float:
     return float((inter[keep] / union[keep]).mean()) if keep.any() else float("nan")
 
 
+def context_counts(pred: np.ndarray, context: np.ndarray, num_classes: int,
+                   gt: np.ndarray | None = None, ignore: int = IGNORE) -> np.ndarray:
+    """(2, C) int64 counts of context pixels: row 0 labelled as class c, row 1 the pixels counted.
+
+    ``context`` is an (H, W) uint8 map of the same shape as ``pred``: 0 = not context, 1..254 =
+    context (the value may name a type: chimney, rails, water; it is not used here), ``ignore``
+    (255) = unknown, left out. A context pixel counts for class ``c`` unless its ground truth is
+    ``c`` (smoke drawn in front of a chimney is not a leak) or ``ignore``; a prediction of
+    ``ignore`` counts in row 1, not in row 0 (marking a pixel unsure is not labelling it).
+    Leakage of class c = ``counts[0, c] / counts[1, c]`` (:func:`context_leakage`).
+    """
+    pred = np.asarray(pred)
+    context = np.asarray(context)
+    if pred.shape != context.shape:
+        raise ValueError(f"prediction {pred.shape} and context {context.shape} differ in shape")
+    c = int(num_classes)
+    inside = (context != 0) & (context != ignore)
+    p = pred[inside].astype(np.int64)
+    if gt is None:
+        g = np.full(p.shape, -1, np.int64)
+    else:
+        gt = np.asarray(gt)
+        if gt.shape != pred.shape:
+            raise ValueError(f"ground truth {gt.shape} and prediction {pred.shape} differ in shape")
+        g = gt[inside].astype(np.int64)
+        keep = g != ignore
+        p, g = p[keep], g[keep]
+    counted = p.size - np.bincount(g[(g >= 0) & (g < c)], minlength=c)[:c]
+    hit = (p >= 0) & (p < c) & (p != g)
+    labelled = np.bincount(p[hit], minlength=c)[:c]
+    return np.stack([labelled, counted]).astype(np.int64)
+
+
+def context_leakage(counts: np.ndarray) -> np.ndarray:
+    """(C,) float64 share of context pixels labelled as each class from :func:`context_counts`'
+    (2, C) counts (summed over images); NaN where no context pixel was counted."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return _ratio(counts[0].astype(np.float64), counts[1])
+
+
 class ConfusionAccumulator:
     """Sums confusion matrices over images, and counts coverage.
 

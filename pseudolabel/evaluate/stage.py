@@ -23,12 +23,14 @@ import numpy as np
 
 from pseudolabel.config import to_dict
 from pseudolabel.data.dataset import DatasetIndex, Sample, load_dataset
-from pseudolabel.data.masks import read_mask
+from pseudolabel.data.masks import CONTEXT_DIR, read_mask
 from pseudolabel.data.workers import imap_ordered
 from pseudolabel.errors import BadInputError
 from pseudolabel.evaluate.metrics import (
     IGNORE,
     ConfusionAccumulator,
+    context_counts,
+    context_leakage,
     foreground_iou,
     label_pair_counts,
 )
@@ -71,7 +73,9 @@ class EvalResult:
 
     classes: names of the mask values, background first; confusion: (C, C) int64 (rows ground
     truth); metrics: :meth:`ConfusionAccumulator.compute`; missing / skipped: ids left out;
-    worst: (id, foreground IoU) lowest first; options: what was evaluated, for the JSON.
+    worst: (id, foreground IoU) lowest first; options: what was evaluated, for the JSON;
+    context: (2, C) int64 :func:`~pseudolabel.evaluate.metrics.context_counts` summed over the
+    images with a context mask (ROOT/SegmentationContext/<id>.png), None when there is none.
     """
 
     classes: tuple[str, ...]
@@ -81,10 +85,20 @@ class EvalResult:
     skipped: tuple[str, ...] = ()
     worst: tuple[tuple[str, float], ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    context: np.ndarray | None = None
+    context_images: int = 0
 
     @property
     def miou(self) -> float:
         return float(self.metrics["miou"])
+
+    @property
+    def leakage(self) -> dict[str, float]:
+        """{foreground class: share of context pixels labelled as it}; empty without context."""
+        if self.context is None:
+            return {}
+        share = context_leakage(self.context)
+        return {name: float(share[i]) for i, name in enumerate(self.classes) if i > 0}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able scores (NaN written as null)."""
@@ -111,6 +125,11 @@ class EvalResult:
             "skipped": list(self.skipped),
             "worst": [{"id": i, "iou": num(v)} for i, v in self.worst],
             "options": self.options,
+            **({} if self.context is None else {
+                "context_leakage": {k: num(v) for k, v in self.leakage.items()},
+                "context": {"images": self.context_images,
+                            "labelled": dict(zip(self.classes, self.context[0].tolist(), strict=True)),
+                            "counted": dict(zip(self.classes, self.context[1].tolist(), strict=True))}}),
         }
 
     def table(self) -> str:
@@ -129,6 +148,10 @@ class EvalResult:
                      f"{fmt(m['miou_present']).strip()})  pixel accuracy "
                      f"{fmt(m['pixel_accuracy']).strip()}  coverage {fmt(m['coverage']).strip()}"
                      f"  images {m['images']}")
+        if self.context is not None:
+            leak = "  ".join(f"{k} {fmt(v).strip()}" for k, v in self.leakage.items())
+            lines.append(f"context leakage (share of context pixels labelled as the class, "
+                         f"{self.context_images} images): {leak}")
         if self.missing or self.skipped:
             lines.append(f"left out: {len(self.missing)} without a mask, "
                          f"{len(self.skipped)} bad")
@@ -145,6 +168,7 @@ class _Job:
     mask_dir: Path
     gt: DatasetIndex
     num_classes: int  # mask values 0..num_classes-1 (background included)
+    context_dir: Path | None = None  # ROOT/SegmentationContext when the data set has one
 
 
 @dataclass
@@ -154,6 +178,8 @@ class _ChunkResult:
     covered: int = 0
     images: int = 0
     per_image: list[tuple[str, float]] = field(default_factory=list)
+    context: np.ndarray | None = None  # (2, C) context counts
+    context_images: int = 0
     # (id, "missing" | "bad", message, path, fix)
     issues: list[tuple[str, str, str, str | None, str | None]] = field(default_factory=list)
 
@@ -164,8 +190,10 @@ def _outside(values: np.ndarray, c: int) -> list[int]:
     return u[(u >= c) & (u != IGNORE)].tolist()
 
 
-def score_image(job: _Job, sample: Sample, path: Path) -> tuple[np.ndarray, int, int]:
-    """(C, C) confusion, gt-valid and covered pixel counts of the mask ``path`` of ``sample``.
+def score_image(job: _Job, sample: Sample, path: Path
+                ) -> tuple[np.ndarray, int, int, np.ndarray | None]:
+    """(C, C) confusion, gt-valid and covered pixel counts of the mask ``path`` of ``sample``,
+    and its (2, C) context counts (None when the image has no context mask).
 
     Raises :class:`BadInputError` for a missing ground truth, another size, values outside
     0..C-1 and 255 in the mask or the ground truth.
@@ -192,7 +220,16 @@ def score_image(job: _Job, sample: Sample, path: Path) -> tuple[np.ndarray, int,
                             f"0..{c - 1} and 255", path=sample.mask or job.gt.root,
                             fix="fix the mask or add the classes to classes.txt")
     cm = counts[:c, :c].copy()
-    return cm, int(counts[:c].sum()), int(cm.sum())
+    ctx = None
+    if job.context_dir is not None:
+        ctx_path = output_path(job.context_dir, sample.id, MASK_SUFFIX)
+        if ctx_path.is_file():
+            context = read_mask(ctx_path)
+            if context.shape != gt.shape:
+                raise BadInputError("context mask and ground truth differ in size", path=ctx_path,
+                                    fix="context masks must have the image's size")
+            ctx = context_counts(pred, context, c, gt)
+    return cm, int(counts[:c].sum()), int(cm.sum()), ctx
 
 
 def _score_chunk(job: _Job, samples: Sequence[Sample]) -> _ChunkResult:
@@ -204,7 +241,7 @@ def _score_chunk(job: _Job, samples: Sequence[Sample]) -> _ChunkResult:
                                "run refine on the same split, or pass --allow-missing"))
             continue
         try:
-            cm, valid, covered = score_image(job, sample, path)
+            cm, valid, covered, ctx = score_image(job, sample, path)
         except BadInputError as exc:
             out.issues.append((sample.id, "bad", exc.message,
                                None if exc.path is None else str(exc.path), exc.fix))
@@ -213,6 +250,9 @@ def _score_chunk(job: _Job, samples: Sequence[Sample]) -> _ChunkResult:
         out.valid += valid
         out.covered += covered
         out.images += 1
+        if ctx is not None:
+            out.context = ctx if out.context is None else out.context + ctx
+            out.context_images += 1
         out.per_image.append((sample.id, foreground_iou(cm)))
     return out
 
@@ -249,11 +289,15 @@ def evaluate(mask_dir: str | Path, dataset: DatasetIndex,
                             fix="put them in ROOT/SegmentationClass/<id>.png")
     classes = ("background", *dataset.classes)
     gt_only = dataclasses.replace(dataset, samples=(), problems=(), skipped=())
-    job = _Job(mask_dir.resolve(), gt_only, len(classes))
+    context_dir = Path(dataset.root) / CONTEXT_DIR
+    job = _Job(mask_dir.resolve(), gt_only, len(classes),
+               context_dir.resolve() if context_dir.is_dir() else None)
     acc = ConfusionAccumulator(len(classes))
     worst = _Worst(config.worst)
     missing: list[str] = []
     skipped: list[str] = []
+    context: np.ndarray | None = None
+    context_images = 0
     chunks = list(chunked(dataset.samples, config.chunk_size))
     fn = _ChunkFn(job)
     with progress(total=len(dataset), desc="evaluate", unit="img") as bar:
@@ -266,6 +310,9 @@ def evaluate(mask_dir: str | Path, dataset: DatasetIndex,
                 log.warning("left out %s: %s", image_id,
                             BadInputError(message, path=path).one_line())
             acc.add(res.confusion, res.valid, res.covered, res.images)
+            if res.context is not None:
+                context = res.context if context is None else context + res.context
+                context_images += res.context_images
             for image_id, iou in res.per_image:
                 worst.add(image_id, iou)
             bar.update(res.images + len(res.issues))
@@ -273,7 +320,7 @@ def evaluate(mask_dir: str | Path, dataset: DatasetIndex,
         raise BadInputError("no mask could be scored", path=mask_dir,
                             fix="check MASK_DIR, --gt and --split")
     return EvalResult(classes, acc.confusion, acc.compute(), tuple(missing), tuple(skipped),
-                      worst.result())
+                      worst.result(), context=context, context_images=context_images)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def test_deterministic_and_prefix_stable(tmp_path: Path) -> None:
     c = make_demo_data(tmp_path / "c", n_images=9, size=32, seed=3)
     d = make_demo_data(tmp_path / "d", n_images=6, size=32, seed=4)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    assert len(files) == 6 * 2 + 4
+    assert len(files) == 6 * 3 + 4  # image, mask, context mask; 4 lists
     for f in files:
         assert filecmp.cmp(a / f, b / f, shallow=False), f
     for i in range(6):  # more images do not change the first ones
@@ -90,3 +90,25 @@ def test_demo_data_cli(tmp_path: Path) -> None:
         assert "file" in str(exc)
     else:
         raise AssertionError("no error for an output that is a file")
+
+
+def test_context_masks_mark_the_chimney_outside_the_smoke(demo_root: Path) -> None:
+    """SegmentationContext: chimney pixels (dark-red column and cap) not covered by smoke."""
+    from pseudolabel.data.demo import render_scene
+
+    for smoke in (True, False):
+        scene = render_scene(64, np.random.default_rng([1, 2]), smoke=smoke, chimney=True)
+        bare = render_scene(64, np.random.default_rng([1, 2]), smoke=smoke, chimney=False)
+        assert scene.context.any() and not bare.context.any()
+        assert not (scene.context.astype(bool) & (scene.mask == 1)).any()
+        changed = np.abs(scene.image.astype(int) - bare.image.astype(int)).sum(-1) > 60
+        inside = scene.context == 1
+        assert changed[inside].mean() > 0.8
+        if not smoke:  # (a plume starts elsewhere without a chimney)
+            assert changed[~inside].mean() < 0.01
+    n_with = 0
+    for image_id in load_dataset(demo_root).ids:
+        context = read_mask(demo_root / "SegmentationContext" / f"{image_id}.png")
+        assert set(np.unique(context)) <= {0, 1}
+        n_with += bool(context.any())
+    assert 4 <= n_with <= 20

@@ -151,3 +151,51 @@ def test_accumulator_sums_images_and_counts_coverage() -> None:
     assert other.compute()["coverage"] == pytest.approx(out["coverage"])
     with pytest.raises(ValueError):
         other.merge(ConfusionAccumulator(2))
+
+
+def naive_leakage(pred, context, gt, c):
+    """Per-pixel loop: for each class, context pixels (1..254) not of that class in the gt."""
+    labelled, counted = [0] * c, [0] * c
+    for p, x, g in zip(pred.reshape(-1).tolist(), context.reshape(-1).tolist(),
+                       gt.reshape(-1).tolist(), strict=True):
+        if x in (0, 255) or g == 255:
+            continue
+        for k in range(c):
+            if g != k:
+                counted[k] += 1
+                labelled[k] += p == k
+    return np.array([labelled, counted])
+
+
+@pytest.mark.parametrize("seed,c", [(0, 2), (1, 3), (2, 5)])
+def test_context_counts_match_a_naive_loop(seed: int, c: int) -> None:
+    from pseudolabel.evaluate.metrics import context_counts, context_leakage
+
+    pred, gt = random_maps(seed, c)
+    rng = np.random.default_rng(seed + 10)
+    context = rng.choice(np.array([0, 1, 2, 255], np.uint8), pred.shape, p=[0.5, 0.2, 0.2, 0.1])
+    counts = context_counts(pred, context, c, gt)
+    expected = naive_leakage(pred, context, gt, c)
+    np.testing.assert_array_equal(counts, expected)
+    share = context_leakage(counts)
+    np.testing.assert_allclose(share, expected[0] / expected[1])
+    # without ground truth every context pixel counts for every class
+    no_gt = context_counts(pred, context, c)
+    inside = (context != 0) & (context != 255)
+    assert (no_gt[1] == inside.sum()).all()
+    np.testing.assert_array_equal(no_gt[0], [((pred == k) & inside).sum() for k in range(c)])
+
+
+def test_context_leakage_edge_cases() -> None:
+    from pseudolabel.evaluate.metrics import context_counts, context_leakage
+
+    pred = np.array([[1, 1, 255, 0]], np.uint8)
+    context = np.array([[1, 0, 1, 1]], np.uint8)
+    gt = np.array([[0, 0, 0, 1]], np.uint8)
+    counts = context_counts(pred, context, 2, gt)
+    # class 1: context pixels 0, 2 (pixel 3 is smoke in the gt): one labelled, one unsure
+    np.testing.assert_array_equal(counts, [[1, 1], [1, 2]])
+    assert context_leakage(counts)[1] == 0.5
+    assert np.isnan(context_leakage(np.zeros((2, 2), np.int64))).all()
+    with pytest.raises(ValueError):
+        context_counts(pred, context[:, :3], 2)

@@ -146,3 +146,39 @@ def test_run_writes_json_with_scores_and_options(scored, tmp_path: Path) -> None
     table = res.table().splitlines()
     assert table[0].split() == ["class", "IoU", "prec", "recall"]
     assert len({len(line) for line in table[:4]}) == 1  # aligned columns
+
+
+def test_context_leakage_from_the_root_context_folder(scored, tmp_path: Path) -> None:
+    """ROOT/SegmentationContext/<id>.png: per class the share of context pixels labelled as it,
+    summed over the images that have a context mask (an independent recount)."""
+    from click.testing import CliRunner
+
+    from pseudolabel.cli.main import cli
+
+    root, masks = scored
+    ds = load_dataset(root, require_labels=False)
+    assert evaluate(masks, ds).context is None  # no context folder: nothing reported
+    rng = np.random.default_rng(5)
+    labelled, counted = np.zeros(3), np.zeros(3)
+    for image_id in ds.ids[:6]:  # images without a context mask are left out of the share
+        gt = read_mask(root / "SegmentationClass" / f"{image_id}.png")
+        context = (rng.random(gt.shape) < 0.3).astype(np.uint8)
+        write_mask(root / "SegmentationContext" / f"{image_id}.png", context)
+        pred = read_mask(masks / f"{image_id}.png")
+        for k in range(3):
+            inside = (context == 1) & (gt != k) & (gt != 255)
+            labelled[k] += (inside & (pred == k)).sum()
+            counted[k] += inside.sum()
+    res = evaluate(masks, ds)
+    assert res.context_images == 6
+    assert res.leakage == pytest.approx({"cat": labelled[1] / counted[1],
+                                         "dog": labelled[2] / counted[2]})
+    out = tmp_path / "s.json"
+    result = CliRunner().invoke(cli, ["evaluate", str(masks), "--gt", str(root), "--json",
+                                      str(out)])
+    assert result.exit_code == 0, result.output
+    assert "context leakage" in result.output
+    data = json.loads(out.read_text())
+    assert data["context_leakage"] == pytest.approx(res.leakage)
+    assert data["context"]["images"] == 6
+    assert data["context"]["counted"]["cat"] == counted[1]
