@@ -4,6 +4,7 @@ the refiner on a known case, clear errors, and a tiny random Segment Anything mo
 from __future__ import annotations
 
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,9 @@ def test_refiner_snaps_the_segment_to_its_majority_class() -> None:
 
 def test_missing_package_and_checkpoint_are_clear(tmp_path: Path, monkeypatch) -> None:
     state, _ = _square_state(20)
+    # The checkpoint is read before the package is used: a stand-in module lets this part run
+    # whether segment_anything (the sam extra) is installed or not.
+    monkeypatch.setitem(sys.modules, "segment_anything", types.ModuleType("segment_anything"))
     with pytest.raises(BadInputError, match="does not exist"):
         create_refiner(f"sam:checkpoint={tmp_path / 'none.pth'}").refine(state)
     monkeypatch.setitem(sys.modules, "segment_anything", None)  # not installed
