@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import tempfile
@@ -68,7 +69,8 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> int:
     return count
 
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
+# fullmatch, not `$`: `$` also matches before a final newline ("x\n" would pass)
+_SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
 
 
 def check_image_id(image_id: str, *, source: str | os.PathLike | None = None) -> str:
@@ -77,7 +79,7 @@ def check_image_id(image_id: str, *, source: str | os.PathLike | None = None) ->
     Ids may hold sub-folders (``2008/000123``) but no ``..``, no absolute path, no backslash and no
     leading dot. Raises :class:`BadInputError` naming ``source`` (the split file, labels.csv, ...).
     """
-    if not _SAFE_ID.match(image_id) or any(part in ("..", ".") for part in image_id.split("/")):
+    if not _SAFE_ID.fullmatch(image_id) or any(part in ("..", ".") for part in image_id.split("/")):
         raise BadInputError(
             f"image id {image_id!r} is not a plain relative name",
             path=source,
@@ -99,41 +101,61 @@ def output_path(out_dir: str | os.PathLike, image_id: str, suffix: str) -> Path:
 class RunLock:
     """An exclusive lock on an output, so that two runs never write the same output at once.
 
-    The lock file ``<target>.lock`` holds the owner's pid; the lock is an ``fcntl.flock``, so it is
-    released by the kernel when the process dies (also on ``kill -9``).
+    The lock is keyed on the *resolved* output path (symlinks followed), so ``--out W`` and
+    ``--out Wlink`` (a link to ``W``) meet the same lock. The lock file ``<resolved>.lock`` holds
+    the owner's pid; the lock is an ``fcntl.flock``, released by the kernel when the process dies
+    (also on ``kill -9``). The holder deletes the file when it lets go; a process that opened
+    the file just before that deletion and then locks the deleted inode notices (the path no
+    longer names its inode) and tries again on the current file, so the lock is never held twice.
     """
 
     def __init__(self, target: str | os.PathLike) -> None:
-        target = Path(target)
-        self.path = target.with_name(target.name + ".lock")
-        self._fh: IO[str] | None = None
+        self.target = Path(os.path.realpath(target))
+        if not self.target.name:
+            raise BadInputError("an output cannot be the root folder", path=self.target,
+                                fix="name a new folder or file for the output")
+        self.path = self.target.with_name(self.target.name + ".lock")
+        self._fd: int | None = None
+
+    def _holds_current_file(self, fd: int) -> bool:
+        """Whether the locked ``fd`` is still the file at :attr:`path` (not a deleted one)."""
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        return (mine.st_dev, mine.st_ino) == (now.st_dev, now.st_ino)
 
     def __enter__(self) -> RunLock:
-        import fcntl
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            owner = fh.read().strip() or "another process"
-            fh.close()
-            raise BadInputError(
-                f"another run (pid {owner}) is writing this output",
-                path=self.path.with_name(self.path.name[: -len(".lock")]),
-                fix="wait for it to finish or choose another output",
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
+        for _ in range(1000):  # each retry means another run let go in between: bounded
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise BadInputError(
+                    f"another run (pid {owner}) is writing this output", path=self.target,
+                    fix="wait for it to finish or choose another output") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            if self._holds_current_file(fd):
+                break
+            os.close(fd)  # locked a file its last holder deleted: lock the current one
+        else:  # pragma: no cover - a thousand runs starting and ending in between
+            raise BadInputError("the output's lock keeps changing hands", path=self.target,
+                                fix="wait for the other runs to finish")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
+        if self._fd is not None:
+            # Deleted while still held: whoever opened it meanwhile sees a stale inode and retries.
             with contextlib.suppress(OSError):
                 self.path.unlink()
-            self._fh.close()
-            self._fh = None
+            os.close(self._fd)
+            self._fd = None

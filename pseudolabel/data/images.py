@@ -107,3 +107,12 @@ def find_image(folder: Path, image_id: str) -> Path | None:
         if p.is_file():
             return p
     return None
+
+
+def image_folder(root: str | os.PathLike) -> Path:
+    """The folder holding the images: ROOT/JPEGImages when it exists, else ROOT itself."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BadInputError("image folder does not exist", path=root,
+                            fix="give --images the data set root the CAMs were made from")
+    return root / "JPEGImages" if (root / "JPEGImages").is_dir() else root

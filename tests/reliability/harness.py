@@ -91,8 +91,9 @@ class StageSpec:
 
 
 def lock_file(out: Path) -> Path:
-    """The :class:`pseudolabel.io.RunLock` file of an output."""
-    return out.with_name(out.name + ".lock")
+    """The :class:`pseudolabel.io.RunLock` file of an output (beside its resolved path)."""
+    real = Path(os.path.realpath(out))
+    return real.with_name(real.name + ".lock")
 
 
 def leftovers(folder: Path) -> list[str]:
