@@ -34,12 +34,13 @@ from torch.utils.data import DataLoader, Dataset
 from pseudolabel.affinity.net import MODEL_NAME, AffinityNet, math_ceil, save_affinity_net
 from pseudolabel.affinity.walk import IGNORE_LABEL, affinity_loss, half_offsets, sample_pairs
 from pseudolabel.config import load_config_file, save_config, to_dict
-from pseudolabel.data.images import find_image, load_image
+from pseudolabel.data.images import find_image, image_folder, load_image
 from pseudolabel.data.workers import init_worker
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import RunLock, atomic_path, atomic_write
 from pseudolabel.progress import progress
 from pseudolabel.refine.base import resize_maps
+from pseudolabel.store.keys import resolve_key
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,6 @@ def run(config: AffinityTrainConfig, cams_h5: str | Path, images_root: str | Pat
         images_root: the data set root (or image folder) the CAMs were made from.
         resume: continue from AFF_DIR/last.pt (same configuration required).
     """
-    from pseudolabel.refine.stage import _resolve_key, image_folder
     from pseudolabel.store import CamStore
 
     cams_h5, out_dir = Path(cams_h5).resolve(), Path(out_dir)
@@ -205,7 +205,7 @@ def run(config: AffinityTrainConfig, cams_h5: str | Path, images_root: str | Pat
     image_dir = image_folder(images_root).resolve()
     with CamStore.open(cams_h5) as store:
         ids = list(store.ids())
-        key = _resolve_key(config.key, list(store.keys), cams_h5)
+        key = resolve_key(store.keys, config.key, path=cams_h5)
     if not ids:
         raise BadInputError("the CAM store holds no records", path=cams_h5,
                             fix="make it with pseudolabel make-cams on a non-empty data set")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -184,6 +184,11 @@ class Refiner(ABC):
     @abstractmethod
     def refine(self, state: RefineState) -> RefineState:
         """The new state; must not modify ``state`` or its arrays."""
+
+    def check_keys(self, keys: Sequence[str]) -> None:
+        """Called once before a run with the store's CAM keys: may log a warning or raise a
+        BadInputError about them (nothing by default)."""
+        return None
 
     def required(self) -> frozenset[str]:
         """What this configured refiner needs (parameters may add to the class's ``needs``)."""

@@ -7,6 +7,7 @@ becomes ``1 - max`` of the fused maps; follow with ``threshold`` or ``gmm`` to d
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -16,6 +17,8 @@ import numpy as np
 from pseudolabel.errors import BadInputError
 from pseudolabel.refine.base import Refiner, RefineState, resize_maps, with_foreground
 from pseudolabel.refine.registry import REFINERS
+
+log = logging.getLogger(__name__)
 
 _EPS = 1e-8
 
@@ -82,6 +85,15 @@ class Fusion(Refiner):
                     raise ValueError(f"weights must be >= 0 with a positive sum, got {self.weights}")
                 if self.keys and len(self.keys) != len(self.weights):
                     raise ValueError(f"{len(self.weights)} weights for {len(self.keys)} keys")
+
+    def check_keys(self, keys: Sequence[str]) -> None:
+        """Warn once when the store gives a single key to fuse: the chain then equals the same
+        chain without ``fusion``."""
+        chosen = [k for k in self.params.keys if k in keys] if self.params.keys else list(keys)
+        if len(chosen) == 1:
+            log.warning("fusion has a single CAM key to fuse (%s): the chain gives the same masks "
+                        "without it; store more keys (make-cams --layers features,LAYER or "
+                        "--models student,teacher) or drop fusion", chosen[0])
 
     def _keys(self, state: RefineState) -> list[str]:
         keys = list(self.params.keys) or sorted(state.cams)

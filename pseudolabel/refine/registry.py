@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 REFINERS: Registry[type[Refiner]] = Registry("refiner", "pseudolabel.refiners")
 
 # Modules of pseudolabel.refine that are not refiners.
-_NOT_REFINERS = frozenset({"base", "mixture", "registry", "stage"})
+_NOT_REFINERS = frozenset({"api", "base", "mixture", "registry", "stage"})
 
 
 def load_builtin_refiners() -> None:

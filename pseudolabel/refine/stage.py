@@ -24,8 +24,7 @@ import functools
 import hashlib
 import json
 import logging
-import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,13 +32,22 @@ from typing import Any, TypeVar
 import numpy as np
 
 from pseudolabel.config import load_config_file, save_config, to_dict
-from pseudolabel.data.images import find_image, load_image
+from pseudolabel.data.images import image_folder
 from pseudolabel.data.masks import write_mask
 from pseudolabel.data.workers import imap_ordered
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import RunLock, atomic_write, output_path
 from pseudolabel.progress import chunked, progress
-from pseudolabel.refine.base import Refiner, RefineState, initial_state, to_mask
+from pseudolabel.refine.api import (
+    Samples,
+    apply_chain,
+    check_chain,
+    fit_chain,
+    fit_samples,
+    load_state,
+    resolve_key,
+)
+from pseudolabel.refine.base import Refiner, RefineState, to_mask
 from pseudolabel.refine.registry import create_chain
 
 log = logging.getLogger(__name__)
@@ -50,7 +58,6 @@ SOURCE_NAME = "refine.source.json"
 SCORES_DIR = "scores"
 MASK_SUFFIX = ".png"
 SCORES_SUFFIX = ".npz"
-DEFAULT_KEY = "student/features"
 # The fields of refine.yaml that decide the masks: a rerun must agree on them.
 _OUTPUT_FIELDS = ("cams", "cams_config", "key", "refiners", "images")
 
@@ -107,63 +114,6 @@ def _open_store(path: Path) -> Any:
     return CamStore.open(path)
 
 
-def _resolve_key(key: str | None, keys: Sequence[str], cams: Path) -> str:
-    if key is None:
-        if not keys:
-            raise BadInputError("the CAM store holds no CAM keys", path=cams,
-                                fix="remake it with pseudolabel make-cams")
-        return DEFAULT_KEY if DEFAULT_KEY in keys else keys[0]
-    if key not in keys:
-        raise BadInputError(f"CAM key {key!r} is not in the store", path=cams,
-                            fix=f"use --key with one of: {', '.join(keys)}")
-    return key
-
-
-def image_folder(root: str | Path) -> Path:
-    """The folder holding the images: ROOT/JPEGImages when it exists, else ROOT itself."""
-    root = Path(root)
-    if not root.is_dir():
-        raise BadInputError("image folder does not exist", path=root,
-                            fix="give --images the data set root the CAMs were made from")
-    return root / "JPEGImages" if (root / "JPEGImages").is_dir() else root
-
-
-def _load_state(store: Any, image_id: str, job: _Job) -> RefineState:
-    """The chain's starting state for one record (image loaded only when needed)."""
-    rec = store.read(image_id)
-    cams = {k: np.asarray(v, dtype=np.float32) for k, v in rec.cams.items()
-            if job.all_keys or k == job.key}
-    classes = np.asarray(rec.class_indices, dtype=np.int64).reshape(-1)
-    size = (int(rec.image_size[0]), int(rec.image_size[1]))
-    for k, v in cams.items():
-        if v.ndim != 3 or v.shape[0] != classes.shape[0] or not np.isfinite(v).all():
-            raise BadInputError(
-                f"record {image_id!r}: CAM {k!r} has shape {v.shape} or non-finite values for "
-                f"{classes.shape[0]} classes", path=job.cams, fix="remake the CAM store")
-    if job.key not in cams:
-        raise BadInputError(f"record {image_id!r} has no CAM {job.key!r}", path=job.cams,
-                            fix="choose another --key or remake the CAM store")
-    image = None
-    if job.image_dir is not None:
-        path = find_image(job.image_dir, image_id)
-        if path is None:
-            raise BadInputError(f"no image for id {image_id!r}", path=job.image_dir / image_id,
-                                fix="give --images the data set root the CAMs were made from")
-        image = load_image(path)
-        if image.shape[:2] != size:
-            raise BadInputError(
-                f"image is {image.shape[0]}x{image.shape[1]} but its CAM record says "
-                f"{size[0]}x{size[1]}", path=path, fix="use the images the CAMs were made from")
-    return initial_state(cams, job.key, classes, size, image=image, image_id=image_id,
-                         image_scores=np.asarray(rec.scores, dtype=np.float32))
-
-
-def _apply(chain: Iterable[Refiner], state: RefineState) -> RefineState:
-    for refiner in chain:
-        state = refiner.refine(state)
-    return state
-
-
 def _write_outputs(state: RefineState, image_id: str, job: _Job) -> None:
     """Scores (optional) first, then the mask: the mask marks the image as finished."""
     if job.save_scores:
@@ -185,8 +135,9 @@ def _each_record(job: _Job, ids: Sequence[str],
     with limits, _open_store(job.cams) as store:
         for image_id in ids:
             try:
-                out.append((image_id, work(_apply(job.chain, _load_state(store, image_id, job))),
-                            None))
+                state = load_state(store, image_id, job.key, image_dir=job.image_dir,
+                                   all_keys=job.all_keys)
+                out.append((image_id, work(apply_chain(job.chain, state)), None))
             except BadInputError as exc:
                 if not job.skip_bad:
                     raise
@@ -202,49 +153,8 @@ def _refine_chunk(job: _Job, ids: Sequence[str]) -> list[tuple[str, None, str | 
 
 
 def _sample_chunk(job: _Job, refiner: Refiner, ids: Sequence[str]) -> list[tuple[str, Any, Any]]:
-    """Per id: {class: (values (n, D), random keys (n,))} for ``refiner``'s dataset fit."""
-
-    def work(state: RefineState) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        rng = np.random.default_rng(zlib.crc32(state.image_id.encode()))
-        return {c: (v, rng.random(len(v))) for c, v in refiner.fit_samples(state).items()}
-
-    return _each_record(job, ids, work)
-
-
-class _Reservoir:
-    """A uniform random subset of at most ``cap`` values per class, kept by smallest random key.
-
-    The keys are drawn per image from a seed of its id, so the subset does not depend on the
-    order the images arrive in (workers) and a rerun fits on exactly the same values.
-    """
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.values: dict[int, list[np.ndarray]] = {}
-        self.keys: dict[int, list[np.ndarray]] = {}
-        self.sizes: dict[int, int] = {}
-
-    def add(self, c: int, values: np.ndarray, keys: np.ndarray) -> None:
-        self.values.setdefault(c, []).append(values)
-        self.keys.setdefault(c, []).append(keys)
-        self.sizes[c] = self.sizes.get(c, 0) + len(keys)
-        if self.sizes[c] > 2 * self.cap:
-            self._shrink(c)
-
-    def _shrink(self, c: int) -> None:
-        values = np.concatenate(self.values[c])
-        keys = np.concatenate(self.keys[c])
-        if len(keys) > self.cap:
-            keep = np.sort(np.argpartition(keys, self.cap - 1)[: self.cap])
-            values, keys = values[keep], keys[keep]
-        # Sort by key: the result is independent of arrival order.
-        order = np.argsort(keys, kind="stable")
-        self.values[c], self.keys[c], self.sizes[c] = [values[order]], [keys[order]], len(keys)
-
-    def samples(self) -> dict[int, np.ndarray]:
-        for c in list(self.values):
-            self._shrink(c)
-        return {c: v[0] for c, v in self.values.items()}
+    """Per id: the :data:`~pseudolabel.refine.api.Samples` for ``refiner``'s dataset fit."""
+    return _each_record(job, ids, functools.partial(fit_samples, refiner))
 
 
 def _report_bad(results: Sequence[tuple[str, Any, str | None]], bad: list[str]) -> None:
@@ -256,22 +166,18 @@ def _report_bad(results: Sequence[tuple[str, Any, str | None]], bad: list[str]) 
 
 def _fit_chain(chain: list[Refiner], job: _Job, ids: list[str], workers: int,
                chunk_size: int) -> list[Refiner]:
-    """The chain with every refiner that needs a dataset fit fitted (in order)."""
-    for i, refiner in enumerate(chain):
-        if not refiner.needs_fit:
-            continue
-        prefix = dataclasses.replace(job, chain=tuple(chain[:i]))
-        reservoir = _Reservoir(refiner.max_fit_samples)
-        chunks = list(chunked(ids, chunk_size))
-        fn = functools.partial(_sample_chunk, prefix, refiner)
+    """The chain with every refiner that needs a dataset fit fitted (in order), the samples
+    collected by ``workers`` processes over chunks of ids."""
+
+    def sampler(prefix: Sequence[Refiner], refiner: Refiner) -> Iterator[Samples]:
+        fn = functools.partial(_sample_chunk, dataclasses.replace(job, chain=tuple(prefix)), refiner)
         with progress(total=len(ids), desc=f"fit {refiner.name}") as bar:
-            for results in imap_ordered(fn, chunks, workers):
+            for results in imap_ordered(fn, list(chunked(ids, chunk_size)), workers):
                 for _, samples, _ in results:
-                    for c, (values, keys) in (samples or {}).items():
-                        reservoir.add(c, values, keys)
+                    yield samples or {}
                 bar.update(len(results))
-        chain[i] = refiner.fit(reservoir.samples())
-    return chain
+
+    return fit_chain(chain, sampler=sampler)
 
 
 def _check_previous(out_dir: Path, ids: Sequence[str], resolved: dict[str, Any],
@@ -351,7 +257,9 @@ def run(config: RefineConfig, cams_h5: str | Path, out_dir: str | Path,
         # make-cams' config identifies what is in the store (a store remade at the same path).
         cams_config = hashlib.sha1(json.dumps(getattr(store, "config", None) or {},
                                               sort_keys=True, default=str).encode()).hexdigest()
-        key = _resolve_key(config.key, list(store.keys), cams_h5)
+        keys = list(store.keys)
+        key = resolve_key(keys, config.key, path=cams_h5)
+    check_chain(chain, keys)
     resolved = {
         "cams": str(cams_h5),
         "cams_config": cams_config,

@@ -131,9 +131,10 @@ def run(
     store = None
     if cams is not None:
         from pseudolabel.store import CamStore
+        from pseudolabel.store.keys import resolve_key
 
         store = CamStore.open(cams)
-    key = config.key or (store.keys[0] if store is not None else None)
+    key = resolve_key(store.keys, config.key, path=cams) if store is not None else config.key
     if masks is not None:
         mask_dir = Path(masks)
         if not mask_dir.is_dir():

@@ -1,0 +1,150 @@
+"""The in-memory API: store records as states, chains with data-set fits, scores, the key rule."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pseudolabel.data.masks import read_mask
+from pseudolabel.errors import BadInputError
+from pseudolabel.refine import create_chain, initial_state, to_mask
+from pseudolabel.refine.api import (
+    DEFAULT_KEY,
+    apply_chain,
+    iter_states,
+    refine_states,
+    resolve_key,
+    score,
+)
+from pseudolabel.refine.stage import RefineConfig, run
+from refine.stores import write_cam_store
+
+CLASSES = ("smoke", "cloud")
+
+
+def _records(n: int = 6, keys: tuple[str, ...] = ("student/features", "teacher/features"),
+             seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        k = 0 if i == 3 else 1 + i % 2
+        cams = {}
+        for j, key in enumerate(keys):
+            h, w = (6, 8) if j == 0 else (3, 4)
+            maps = np.clip(rng.normal(0.1, 0.05, (k, h, w)), 0, 1)
+            maps[:, : h // 2, : w // 2] = rng.uniform(0.7, 1.0)
+            maps /= np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-6)
+            cams[key] = maps.astype(np.float16).astype(np.float32)
+        out.append({"id": f"img{i}", "image_size": (24, 32), "class_indices": np.arange(k),
+                    "cams": cams})
+    return out
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> dict:
+    records = _records()
+    store = write_cam_store(tmp_path / "cams.h5", CLASSES, records)
+    root = tmp_path / "root"
+    (root / "JPEGImages").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for r in records:
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(
+            root / "JPEGImages" / f"{r['id']}.png")
+    return {"store": store, "root": root, "records": records, "tmp": tmp_path}
+
+
+def test_states_are_the_records_initial_states(data: dict) -> None:
+    states = iter_states(data["store"], images=data["root"])
+    assert states.key == DEFAULT_KEY and len(states) == len(data["records"])
+    for _ in range(2):  # re-iterable
+        got = list(states)
+        assert [s.image_id for s in got] == [r["id"] for r in data["records"]]
+        for s, r in zip(got, data["records"], strict=True):
+            want = initial_state(r["cams"], DEFAULT_KEY, r["class_indices"], r["image_size"])
+            np.testing.assert_allclose(s.scores, want.scores)
+            assert set(s.cams) == set(r["cams"]) and s.image.shape == (24, 32, 3)
+    one = list(iter_states(data["store"], ids=["img2"], key="teacher/features", all_keys=False))
+    assert [s.image_id for s in one] == ["img2"] and set(one[0].cams) == {"teacher/features"}
+    assert one[0].image is None
+    with pytest.raises(BadInputError, match="not in the store"):
+        iter_states(data["store"], ids=["nope"])
+
+
+def test_refine_states_fits_like_the_stage(data: dict) -> None:
+    specs = ["fusion", "gmm:scope=dataset"]
+    masks = {s.image_id: to_mask(s) for s in refine_states(specs, iter_states(data["store"]))}
+    out = run(RefineConfig(refiners=tuple(specs), workers=2, chunk_size=2), data["store"],
+              data["tmp"] / "masks")
+    for image_id, mask in masks.items():
+        np.testing.assert_array_equal(read_mask(out / f"{image_id}.png"), mask)
+    assert any(m.any() for m in masks.values())
+    with pytest.raises(TypeError, match="not an iterator"):
+        list(refine_states(specs, iter(iter_states(data["store"]))))
+
+
+def test_apply_chain_without_fit_equals_refining_by_hand(data: dict) -> None:
+    chain = create_chain(["threshold:t=0.4"])
+    for state in iter_states(data["store"]):
+        by_hand = chain[0].refine(state)
+        np.testing.assert_array_equal(to_mask(apply_chain(chain, state)), to_mask(by_hand))
+
+
+def test_score_matches_a_naive_miou() -> None:
+    rng = np.random.default_rng(0)
+    preds = [rng.integers(0, 3, (5, 7)).astype(np.uint8) for _ in range(4)]
+    gts = [rng.integers(0, 3, (5, 7)).astype(np.uint8) for _ in range(4)]
+    preds[0][0, :3] = 255  # not covered
+    gts[1][1, :2] = 255  # not scored
+    p, g = np.concatenate([x.ravel() for x in preds]), np.concatenate([x.ravel() for x in gts])
+    keep = (p != 255) & (g != 255)
+    ious = [((p == c) & (g == c) & keep).sum() / (((p == c) | (g == c)) & keep).sum()
+            for c in range(3)]
+    m = score(preds, gts, 3)
+    assert m["miou"] == pytest.approx(np.mean(ious))
+    assert m["fg_iou"] == pytest.approx(np.mean(ious[1:]))
+    assert m["confusion"].sum() == keep.sum() and m["images"] == 4
+    assert m["coverage"] == pytest.approx(((p != 255) & (g != 255)).sum() / (g != 255).sum())
+
+
+def test_default_key_rule() -> None:
+    assert resolve_key(["teacher/features", "student/features"]) == "student/features"
+    assert resolve_key(["teacher/layer3", "teacher/features"]) == "teacher/layer3"
+    assert resolve_key(["a/b", "c/d"], "c/d") == "c/d"
+    with pytest.raises(BadInputError, match="not in the store"):
+        resolve_key(["a/b"], "c/d", path="x.h5")
+    with pytest.raises(BadInputError, match="no CAM keys"):
+        resolve_key([])
+
+
+def test_fusion_of_a_single_key_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                          ) -> None:
+    single = write_cam_store(tmp_path / "one.h5", CLASSES, _records(keys=("student/features",)))
+    two = write_cam_store(tmp_path / "two.h5", CLASSES, _records())
+    with caplog.at_level(logging.WARNING, logger="pseudolabel"):
+        run(RefineConfig(refiners=("fusion", "gmm")), single, tmp_path / "a")
+    warned = [r for r in caplog.records if "single CAM key" in r.getMessage()]
+    assert len(warned) == 1 and "student/features" in warned[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pseudolabel"):
+        run(RefineConfig(refiners=("fusion", "gmm")), two, tmp_path / "b")
+        run(RefineConfig(refiners=("fusion:keys=[teacher/features,student/features]",)), two,
+            tmp_path / "c")
+    assert not [r for r in caplog.records if "single CAM key" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pseudolabel"):
+        list(refine_states(["fusion:keys=[teacher/features]"], iter_states(two)))
+    assert len([r for r in caplog.records if "single CAM key" in r.getMessage()]) == 1
+
+
+def test_skip_bad_logs_and_goes_on(data: dict, caplog: pytest.LogCaptureFixture) -> None:
+    (data["root"] / "JPEGImages" / "img1.png").unlink()
+    with pytest.raises(BadInputError, match="no image for id 'img1'"):
+        list(iter_states(data["store"], images=data["root"]))
+    with caplog.at_level(logging.WARNING, logger="pseudolabel"):
+        ids = [s.image_id for s in iter_states(data["store"], images=data["root"], skip_bad=True)]
+    assert "img1" not in ids and len(ids) == len(data["records"]) - 1
+    assert any("img1" in r.getMessage() for r in caplog.records)
