@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pseudolabel.data.augment import AugmentConfig
 from pseudolabel.errors import BadInputError
 
 Mode = Literal["single", "teacher-student", "co-training"]
 
-# Options that may change between a run and its --resume without changing what is computed
-# (more epochs extends the run; the others only change where and how fast it runs).
-RESUMABLE_KEYS = frozenset({"epochs", "num_workers", "device", "resume", "overwrite"})
 
 
 @dataclass(frozen=True)
@@ -26,6 +23,11 @@ class TrainConfig:
     on the ``align_layers`` pairs "student_layer:teacher_layer"; output distillation on logits
     (``out_kd_weight``, ``temperature``) and CAMs (``cam_kd_weight``).
     """
+
+    # Fields that may change between a run and its resume without changing what is computed
+    # (more epochs extends the run; the others only change where and how fast it runs).
+    RESUME_MAY_CHANGE: ClassVar[frozenset[str]] = frozenset(
+        {"epochs", "num_workers", "device", "resume", "overwrite"})
 
     mode: Mode = "single"
     student: str = "resnet50"
