@@ -111,7 +111,7 @@ def real_cases(cams: Path, root: Path, limit: int) -> list[tuple[np.ndarray, tor
     from pseudolabel.data import load_image
     from pseudolabel.data.images import find_image
     from pseudolabel.refine import create_refiner, initial_state
-    from pseudolabel.refine._filters import probabilities, uniform_where_ignored
+    from pseudolabel.ops import probabilities, uniform_where_ignored
     from pseudolabel.store import CamStore
 
     threshold = create_refiner("threshold")

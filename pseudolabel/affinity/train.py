@@ -38,8 +38,8 @@ from pseudolabel.data.images import find_image, image_folder, load_image
 from pseudolabel.data.workers import init_worker
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import RunLock, atomic_path, atomic_write
+from pseudolabel.ops.resize import resize_maps
 from pseudolabel.progress import progress
-from pseudolabel.refine.base import resize_maps
 from pseudolabel.store.keys import resolve_key
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from pseudolabel.affinity.walk import (
     transition_weights,
 )
 from pseudolabel.errors import BadInputError
-from pseudolabel.refine._filters import check_device
+from pseudolabel.ops.devices import check_device
 from pseudolabel.refine.base import Refiner, RefineState
 from pseudolabel.refine.registry import REFINERS
 

@@ -43,21 +43,19 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
-from pseudolabel.refine._filters import (
+from pseudolabel.ops.convert import image_tensor, probabilities
+from pseudolabel.ops.devices import check_device
+from pseudolabel.ops.kernels import (
     Downsampled,
     GaussianKernel,
     SymmetricNormalised,
-    Tensor,
     WindowKernel,
-    check_device,
-    image_tensor,
-    lattice_filter,
     pixel_grid,
-    probabilities,
-    refine_probabilities,
 )
+from pseudolabel.ops.lattice import lattice_filter
+from pseudolabel.refine._glue import refine_probabilities
 from pseudolabel.refine.base import Refiner, RefineState
 from pseudolabel.refine.registry import REFINERS
 

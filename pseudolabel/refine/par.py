@@ -22,16 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from pseudolabel.refine._filters import (
-    Tensor,
-    check_device,
-    image_tensor,
-    probabilities,
-    refine_probabilities,
-    shifted_views,
-)
+from pseudolabel.ops.convert import image_tensor, probabilities
+from pseudolabel.ops.devices import check_device
+from pseudolabel.ops.kernels import shifted_views
+from pseudolabel.refine._glue import refine_probabilities
 from pseudolabel.refine.base import Refiner, RefineState
 from pseudolabel.refine.registry import REFINERS
 

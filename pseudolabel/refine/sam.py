@@ -24,7 +24,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from pseudolabel.errors import BadInputError
-from pseudolabel.refine._filters import check_device
+from pseudolabel.ops.devices import check_device
 from pseudolabel.refine.base import Refiner, RefineState
 from pseudolabel.refine.registry import REFINERS
 

@@ -1,27 +1,14 @@
-"""The refiner framework: resizing, the initial state, the final mask, specs and parameters."""
+"""The refiner framework: the initial state, the final mask, specs and parameters."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
 from pseudolabel.config import parse_spec
 from pseudolabel.errors import BadInputError
 from pseudolabel.refine import REFINERS, create_chain, create_refiner, initial_state, to_mask
 from pseudolabel.refine.base import resize_maps
-
-
-@pytest.mark.parametrize(("src", "dst"), [((4, 6), (32, 48)), ((7, 5), (30, 61)),
-                                          ((16, 16), (16, 16)), ((20, 30), (8, 9)), ((1, 1), (5, 3))])
-def test_resize_matches_torch_bilinear(src: tuple[int, int], dst: tuple[int, int]) -> None:
-    maps = np.random.default_rng(0).random((3, *src)).astype(np.float32)
-    ours = resize_maps(maps, dst)
-    ref = F.interpolate(torch.from_numpy(maps)[None], size=dst, mode="bilinear",
-                        align_corners=False)[0].numpy()
-    assert ours.shape == (3, *dst) and ours.dtype == np.float32
-    np.testing.assert_allclose(ours, ref, atol=1e-5)
 
 
 def test_initial_state_background_is_one_minus_max() -> None:

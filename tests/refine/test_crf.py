@@ -1,25 +1,23 @@
-"""The dense CRF: its filters and mean field against naive O(N^2) numpy, and against pydensecrf."""
+"""The dense CRF: mean field against naive O(N^2) numpy, and against pydensecrf (its kernels are
+tested in tests/ops)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from ops.naive import naive_features, naive_kernel
 from scipy.ndimage import gaussian_filter
 
 from pseudolabel.errors import BadInputError
-from pseudolabel.refine import RefineState, _filters, create_refiner, initial_state, to_mask
-from pseudolabel.refine._filters import (
-    Downsampled,
+from pseudolabel.ops import (
     GaussianKernel,
-    PermutohedralLattice,
     SymmetricNormalised,
-    WindowKernel,
     image_tensor,
     lattice_filter,
     pixel_grid,
 )
-from pseudolabel.refine.base import resize_matrix
+from pseudolabel.refine import RefineState, create_refiner, initial_state, to_mask
 from pseudolabel.refine.crf import (
     CrfParams,
     dense_crf,
@@ -31,22 +29,6 @@ from pseudolabel.refine.crf import (
 
 needs_pydensecrf = pytest.mark.skipif(not pydensecrf_available(),
                                       reason="pydensecrf2 is not installed")
-
-
-def naive_kernel(features: np.ndarray) -> np.ndarray:
-    """(N, N) exact ``exp(-|f_i - f_j|^2 / 2)`` of (N, d) features."""
-    diff = features[:, None, :] - features[None, :, :]
-    return np.exp(-0.5 * (diff**2).sum(-1))
-
-
-def naive_features(image: np.ndarray, sxy: float, srgb: float | None) -> np.ndarray:
-    """(N, d) features of an (H, W, 3) image: x/sxy, y/sxy (and rgb/srgb), row-major pixels."""
-    height, width = image.shape[:2]
-    ys, xs = np.mgrid[0:height, 0:width]
-    feats = [xs[..., None] / sxy, ys[..., None] / sxy]
-    if srgb is not None:
-        feats.append(image.astype(np.float64) / srgb)
-    return np.concatenate(feats, -1).reshape(height * width, -1)
 
 
 def naive_mean_field(image: np.ndarray, probs: np.ndarray, p: CrfParams) -> np.ndarray:
@@ -83,156 +65,6 @@ def two_region_case(size: int, seed: int, noise: float = 0.25):
     probs = np.eye(3)[truth].transpose(2, 0, 1) * 0.6 + 0.2 + rng.normal(0, noise, (3, size, size))
     probs = np.stack([gaussian_filter(x, 2.0) for x in probs]).clip(0.01)
     return image, (probs / probs.sum(0)).astype(np.float32), truth
-
-
-def test_image_tensor_reads_both_layouts() -> None:
-    image = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    hwc = image_tensor(image)
-    chw = image_tensor(torch.from_numpy(image).permute(2, 0, 1))
-    assert hwc.shape == (3, 5, 7) and hwc.dtype == torch.float32
-    torch.testing.assert_close(hwc, chw)
-    np.testing.assert_array_equal(hwc[1].numpy(), image[..., 1])
-    with pytest.raises(ValueError, match="image"):
-        image_tensor(np.zeros((5, 7)))
-
-
-@pytest.mark.parametrize(("sxy", "srgb"), [(5.0, 20.0), (2.0, 30.0), (80.0, 13.0)])
-def test_lattice_approximates_the_dense_gaussian(sxy: float, srgb: float) -> None:
-    rng = np.random.default_rng(0)
-    image = np.zeros((12, 12, 3))
-    image[:, 6:] = 200
-    image = np.clip(image + rng.normal(0, 10, image.shape), 0, 255)
-    feats = naive_features(image, sxy, srgb)
-    values = rng.random((144, 2))
-    lattice = PermutohedralLattice(torch.tensor(feats, dtype=torch.float32))
-    out = lattice(torch.tensor(values, dtype=torch.float32)).numpy()
-    ones = lattice(torch.ones(144, 1)).numpy()
-    k = naive_kernel(feats)
-    want = k @ values / k.sum(1, keepdims=True)
-    got = out / ones
-    assert np.abs(got - want).mean() < 0.01
-    assert np.abs(got - want).max() < 0.06
-
-
-def test_lattice_hash_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Packed int64 codes and row-wise unique give the same lattice."""
-    rng = np.random.default_rng(1)
-    feats = torch.tensor(rng.normal(size=(100, 4)) * 3, dtype=torch.float32)
-    values = torch.tensor(rng.random((100, 3)), dtype=torch.float32)
-    packed = PermutohedralLattice(feats)
-    monkeypatch.setattr(_filters, "_MAX_CODE", 0)
-    rows = PermutohedralLattice(feats)
-    assert packed._rows is None and rows._rows is not None
-    assert packed.num_vertices == rows.num_vertices
-    torch.testing.assert_close(packed(values), rows(values))
-
-
-def test_lattice_of_identical_points_is_exact() -> None:
-    """All points at one place: every kernel value is 1, so the filter is a plain mean."""
-    feats = torch.full((20, 3), 0.37)
-    values = torch.rand(20, 2, generator=torch.Generator().manual_seed(0))
-    out = lattice_filter(feats.T.reshape(3, 4, 5))(values.T.reshape(2, 4, 5))
-    norm = lattice_filter(feats.T.reshape(3, 4, 5))(torch.ones(1, 4, 5))
-    torch.testing.assert_close(out / norm, values.mean(0)[:, None, None].expand(2, 4, 5))
-
-
-@pytest.mark.parametrize(("size", "sigma", "block"), [((9, 11), 2.0, 64), ((9, 11), 1.0, 4),
-                                                    ((13, 7), 3.0, 5), ((6, 6), 40.0, 64)])
-def test_gaussian_kernel_is_the_dense_kernel(size: tuple[int, int], sigma: float, block: int) -> None:
-    """Banded blocks (several and partial ones) give the dense Gaussian (truncated at 4 sigma)."""
-    rng = np.random.default_rng(2)
-    x = rng.random((2, *size)).astype(np.float32)
-    k = naive_kernel(naive_features(np.zeros((*size, 3)), sigma, None))
-    want = (x.reshape(2, -1) @ k.T).reshape(2, *size)
-    got = GaussianKernel(size, sigma, block=block)(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * want.max())
-
-
-@pytest.mark.parametrize(("size", "block"), [((9, 11), 4), ((13, 7), 64), ((40, 33), 16)])
-def test_gaussian_kernel_folds_the_normalisation_and_weight(size: tuple[int, int], block: int) -> None:
-    """``normalise=True, weight=w``: ``w D^-1/2 K D^-1/2`` with D from the naive dense kernel."""
-    rng = np.random.default_rng(13)
-    x = rng.random((2, *size)).astype(np.float32)
-    def axis(n: int) -> np.ndarray:  # 1-D Gaussian, truncated at 4 sigma = 12 px
-        d = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :])
-        return np.exp(-0.5 * (d / 3.0) ** 2) * (d <= 12)
-
-    k = np.kron(axis(size[0]), axis(size[1]))  # separable, row-major pixels
-    norm = 1.0 / np.sqrt(k.sum(1))
-    want = 2.5 * (x.reshape(2, -1) @ (norm[:, None] * k * norm[None, :]).T).reshape(2, *size)
-    got = GaussianKernel(size, 3.0, block=block, normalise=True, weight=2.5)(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-
-
-def test_lattice_folds_the_normalisation_and_weight() -> None:
-    rng = np.random.default_rng(14)
-    image = rng.integers(0, 256, (9, 12, 3)).astype(np.float32)
-    feats = torch.cat([pixel_grid(9, 12) / 4.0, image_tensor(image) / 30.0])
-    x = torch.from_numpy(rng.random((2, 9, 12)).astype(np.float32))
-    want = 3.0 * SymmetricNormalised(lattice_filter(feats), (9, 12))(x)
-    torch.testing.assert_close(lattice_filter(feats, normalise=True, weight=3.0)(x), want,
-                               atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match="normalise"):
-        lattice_filter(feats, weight=3.0)
-
-
-@pytest.mark.parametrize(("size", "factor"), [((8, 10), 2), ((9, 10), 2), ((12, 12), 3), ((10, 13), 4)])
-def test_pool_is_the_block_mean(size: tuple[int, int], factor: int) -> None:
-    """Even sizes with f = 2 take the strided fast path; every size agrees with avg_pool2d
-    (partial blocks at the end averaged over their own pixels)."""
-    x = torch.rand(3, *size, generator=torch.Generator().manual_seed(15))
-    want = torch.nn.functional.avg_pool2d(x[None], factor, ceil_mode=True, count_include_pad=False)[0]
-    torch.testing.assert_close(Downsampled.pool(x, factor), want)
-
-
-def test_window_kernel_is_the_bilateral_kernel_within_the_window() -> None:
-    rng = np.random.default_rng(3)
-    image = rng.integers(0, 256, (8, 9, 3)).astype(np.float64)
-    x = rng.random((2, 8, 9)).astype(np.float32)
-    sxy, srgb, window = 3.0, 40.0, 5
-    k = naive_kernel(naive_features(image, sxy, srgb))
-    ys, xs = np.mgrid[0:8, 0:9]
-    ys, xs = ys.reshape(-1), xs.reshape(-1)
-    inside = (np.abs(ys[:, None] - ys[None]) <= 2) & (np.abs(xs[:, None] - xs[None]) <= 2)
-    want = (x.reshape(2, -1) @ (k * inside).T).reshape(2, 8, 9)
-    kernel = WindowKernel(image_tensor(image) / srgb, sxy, window)
-    np.testing.assert_allclose(kernel(torch.from_numpy(x)).numpy(), want, rtol=1e-4, atol=1e-5)
-
-
-def test_downsampled_window_is_pool_filter_upsample() -> None:
-    """``U K P``: block means (numpy), the window kernel on the pooled grid, bilinear upsampling
-    (base.resize_matrix, itself checked against torch in test_base)."""
-    rng = np.random.default_rng(12)
-    image = rng.integers(0, 256, (10, 13, 3)).astype(np.float32)
-    x = rng.random((2, 10, 13)).astype(np.float32)
-    f, (h, w) = 3, (4, 5)  # ceil(10 / 3), ceil(13 / 3)
-
-    def pool(a: np.ndarray) -> np.ndarray:
-        out = np.zeros((a.shape[0], h, w), np.float64)
-        for i in range(h):
-            for j in range(w):
-                out[:, i, j] = a[:, i * f:(i + 1) * f, j * f:(j + 1) * f].mean(axis=(1, 2))
-        return out
-
-    small = pool(image.transpose(2, 0, 1)).transpose(1, 2, 0)
-    k = naive_kernel(naive_features(small, 2.0 / f, 40.0))  # window 9 covers the 4x5 grid
-    filtered = (pool(x).reshape(2, -1) @ k.T).reshape(2, h, w)
-    want = resize_matrix(h, 10) @ filtered @ resize_matrix(w, 13).T
-    kernel = WindowKernel(Downsampled.pool(image_tensor(image) / 40.0, f), 2.0 / f, 9)
-    got = Downsampled(kernel, (10, 13), f)(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-
-
-def test_symmetric_normalisation_matches_naive() -> None:
-    rng = np.random.default_rng(4)
-    image = rng.integers(0, 256, (6, 7, 3)).astype(np.float64)
-    x = rng.random((3, 6, 7)).astype(np.float32)
-    k = naive_kernel(naive_features(image, 2.0, 50.0))
-    norm = 1.0 / np.sqrt(k.sum(1))
-    want = (x.reshape(3, -1) @ (norm[:, None] * k * norm[None]).T).reshape(3, 6, 7)
-    kernel = WindowKernel(image_tensor(image) / 50.0, 2.0, 13)  # covers the whole image: exact
-    got = SymmetricNormalised(kernel, (6, 7))(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(("compat_gaussian", "compat_bilateral"), [(3.0, 5.0), (0.0, 5.0), (3.0, 0.0)])

@@ -1,19 +1,10 @@
-"""Filtering building blocks shared by the ``crf`` and ``par`` refiners (torch, CPU or CUDA).
+"""The permutohedral lattice: dense high-dimensional Gaussian filtering in tensor code.
 
-- :class:`PermutohedralLattice`: the dense high-dimensional Gaussian filter of Adams et al.
-  (2010) as vectorised tensor code: the lattice hashed by sorting integer-packed keys (one
-  sort + ``unique_consecutive``, neighbours found with ``searchsorted``), splat and slice as
-  sparse CSR matrix products, a [1 2 1] blur along each lattice direction as gathers.
-  No compiler needed.
-- :class:`GaussianKernel`: a dense Gaussian over pixel positions (separable, banded products).
-- :class:`WindowKernel`: a bilateral kernel restricted to a ``k x k`` window (ConvCRF's idea),
-  optionally on a grid downsampled by an integer factor (:class:`Downsampled`).
-- :class:`SymmetricNormalised`: ``D^-1/2 K D^-1/2`` around any of them (``D = K 1``), the
-  normalisation of the dense CRF of Krähenbühl and Koltun.
-- :func:`shifted_views`: the neighbours of every pixel at given offsets (replicate border).
-- :func:`image_tensor`, :func:`probabilities`: input conversion.
-- :func:`refine_probabilities`: the refiner side shared by ``crf`` and ``par`` (image check,
-  ignored pixels, normalised output).
+:class:`PermutohedralLattice` is the filter of Adams et al. (2010) vectorised: the lattice hashed
+by sorting integer-packed keys (one sort + ``unique_consecutive``, neighbours found with
+``searchsorted``), splat and slice as sparse CSR matrix products, a [1 2 1] blur along each
+lattice direction as sparse products too. No compiler needed; CPU or CUDA.
+:func:`lattice_filter` wraps it as a (C, H, W) -> (C, H, W) filter of an image's features.
 """
 
 from __future__ import annotations
@@ -24,91 +15,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch import Tensor
 
-from pseudolabel.errors import BadInputError
-from pseudolabel.refine.base import RefineState
-
-Tensor = torch.Tensor
+__all__ = ["MAX_CODE", "PermutohedralLattice", "lattice_filter"]
 
 #: Points per chunk when locating their lattice simplices.
 _CHUNK = 32768
 #: Largest product of key ranges packed into one int64 code (else rows are hashed with unique).
-_MAX_CODE = 2**62
-
-
-def image_tensor(image: np.ndarray | Tensor, device: torch.device | str = "cpu") -> Tensor:
-    """(3, H, W) float32 tensor (values 0-255) from an (H, W, 3) or (3, H, W) RGB image.
-
-    An array whose last axis has 3 entries is read as (H, W, 3) (the project's convention).
-    """
-    t = image if isinstance(image, Tensor) else torch.from_numpy(np.array(image))
-    if t.ndim != 3 or 3 not in (t.shape[0], t.shape[-1]):
-        raise ValueError(f"expected an (H, W, 3) or (3, H, W) image, got shape {tuple(t.shape)}")
-    if t.shape[-1] == 3:
-        t = t.permute(2, 0, 1)
-    return t.to(device=device, dtype=torch.float32).contiguous()
-
-
-def probabilities(scores: np.ndarray | Tensor, clip: float = 0.0,
-                  device: torch.device | str = "cpu") -> Tensor:
-    """(C, H, W) float32 probabilities: non-negative scores divided by their sum per pixel.
-
-    A pixel whose scores sum to 0 becomes uniform; ``clip`` > 0 keeps every value >= clip
-    (then renormalised) so that ``-log`` stays finite.
-    """
-    s = scores if isinstance(scores, Tensor) else torch.from_numpy(np.array(scores, np.float32))
-    s = s.to(device=device, dtype=torch.float32).clamp_min(0.0)
-    total = s.sum(0, keepdim=True)
-    p = torch.where(total > 0, s / total.clamp_min(1e-30), torch.full_like(s, 1.0 / s.shape[0]))
-    if clip > 0:
-        p = p.clamp_min(clip)
-        p = p / p.sum(0, keepdim=True)
-    return p
-
-
-def pixel_grid(height: int, width: int, device: torch.device | str = "cpu") -> Tensor:
-    """(2, H, W) float32 pixel coordinates (x = column, y = row)."""
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=device),
-                            torch.arange(width, dtype=torch.float32, device=device), indexing="ij")
-    return torch.stack([xs, ys])
-
-
-def check_device(device: str) -> None:
-    """ValueError (one line) unless ``device`` names a torch device usable here."""
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, ValueError):
-        raise ValueError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available here (use device=cpu)")
-
-
-def uniform_where_ignored(probs: Tensor, ignore: np.ndarray) -> Tensor:
-    """(C, H, W) probabilities with ignored pixels made uniform (they carry no evidence)."""
-    if not ignore.any():
-        return probs
-    mask = torch.from_numpy(np.array(ignore, dtype=bool)).to(probs.device)
-    return torch.where(mask, torch.full_like(probs, 1.0 / probs.shape[0]), probs)
-
-
-def refine_probabilities(state: RefineState, name: str,
-                         run: Callable[[np.ndarray, Tensor], Tensor | np.ndarray], *,
-                         fill_ignore: bool = False, clip: float = 0.0) -> RefineState:
-    """Apply ``run(image (H, W, 3) uint8, probs (C, H, W)) -> (C, H, W)`` to a state's scores.
-
-    The scores are normalised to probabilities (``clip`` as in :func:`probabilities`); ignored
-    pixels enter as uniform (no evidence) and stay ignored unless ``fill_ignore``. The new
-    scores are ``run``'s probabilities, background row first as before.
-    """
-    if state.image is None:
-        raise BadInputError(f"{name}: no image for {state.image_id or 'this record'}",
-                            fix=f"{name} needs the images: give --images ROOT")
-    probs = uniform_where_ignored(probabilities(state.scores, clip), state.ignore)
-    q = run(state.image, probs)
-    q = q.detach().cpu().numpy() if isinstance(q, Tensor) else np.asarray(q)
-    ignore = np.zeros_like(state.ignore) if fill_ignore else state.ignore.copy()
-    return state.replace(scores=np.ascontiguousarray(q, dtype=np.float32), ignore=ignore)
+MAX_CODE = 2**62
 
 
 def _enclosing_simplex(features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -175,9 +89,11 @@ class PermutohedralLattice:
     Args:
         features: (N, d) positions in feature space, already divided by their standard
             deviations (e.g. ``x / sxy, y / sxy, r / srgb, ...``).
+        max_code: the largest product of key ranges hashed as one packed int64 code; wider
+            lattices hash their key rows with ``unique`` (slower, same result).
     """
 
-    def __init__(self, features: Tensor) -> None:
+    def __init__(self, features: Tensor, *, max_code: int = MAX_CODE) -> None:
         n, d = features.shape
         self.num_points, self.dim = n, d
         # Chunks of points keep the many small temporaries in cache.
@@ -194,7 +110,7 @@ class PermutohedralLattice:
         for k in range(d - 2, -1, -1):
             mult[k] = mult[k + 1] * int(span[k + 1])
         self._rows = None  # the vertex keys when they are too wide to pack into codes
-        if d == 0 or mult[0] * int(span[0]) >= _MAX_CODE:  # too wide to pack: hash rows
+        if d == 0 or mult[0] * int(span[0]) >= max_code:  # too wide to pack: hash rows
             flat = _simplex_keys(rem0, rank).reshape(-1, d)
             self._rows, ids = torch.unique(flat, dim=0, return_inverse=True)
         else:
@@ -239,6 +155,11 @@ class PermutohedralLattice:
         found = self._lookup(queries).reshape(d + 1, 2, m)
         self.neighbours = [(pair[0], pair[1]) for pair in found]
         self.blur_matrices = self._blur_matrices()
+
+    @property
+    def packed(self) -> bool:
+        """True when the vertex keys are hashed as packed int64 codes (else as rows)."""
+        return self._rows is None
 
     def _blur_matrices(self) -> list[Tensor]:
         """The [1 2 1] / 2 blurs along the d+1 directions as (M+1, M+1) sparse matrices, two
@@ -345,118 +266,6 @@ def _csr(columns: Tensor, values: Tensor, num_columns: int, crow: Tensor | None 
                                        (crow.numel() - 1, num_columns), check_invariants=False)
 
 
-class GaussianKernel:
-    """Dense Gaussian over pixel positions: ``out_p = sum_q exp(-|p - q|^2 / (2 sigma^2)) x_q``.
-
-    Exact up to a truncation at 4 sigma (relative tail < 4e-4), zero outside the image.
-    Separable: along each axis, each block of ``block`` output rows is one small matrix product
-    with the ``block + 2r`` input rows it reaches (slices of the input, no copies).
-
-    With ``normalise``, the filter is ``weight * D^-1/2 K D^-1/2`` (``D = K 1``, the dense CRF's
-    symmetric normalisation) at the same cost: ``D`` of a separable kernel on a rectangle is the
-    outer product of the axes' ``D``, so the normalisation and the weight are folded into the
-    blocks' matrices.
-    """
-
-    def __init__(self, size: tuple[int, int], sigma: float, device: torch.device | str = "cpu",
-                 block: int = 32, *, normalise: bool = False, weight: float = 1.0) -> None:
-        self.radius = r = max(1, min(math.ceil(4.0 * sigma), max(size)))
-        self.axes = []  # per axis: [(start, stop, first input, last input, (stop-start, in) matrix)]
-        offsets = torch.arange(-r, r + 1, dtype=torch.float64, device=device)
-        taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
-        cumulative = torch.cat([taps.new_zeros(1), taps.cumsum(0)])  # [k]: sum of the first k taps
-        for axis, length in enumerate(size):
-            t = torch.arange(length, device=device)
-            # D along this axis: the taps that stay inside [0, length) (no (L, L) matrix).
-            reach_back, reach_on = t.clamp_max(r), (length - 1 - t).clamp_max(r)
-            row_sums = cumulative[r + reach_on + 1] - cumulative[r - reach_back]
-            norm = (1.0 / torch.sqrt(row_sums) if normalise else torch.ones_like(row_sums))
-            scale = norm * (weight if axis == 0 else 1.0)
-            blocks = []
-            for start in range(0, length, block):
-                stop = min(start + block, length)
-                lo, hi = max(0, start - r), min(length, stop + r)
-                dist = (t[start:stop, None] - t[None, lo:hi]).abs()
-                k = torch.where(dist <= r, taps[(dist + r).clamp_max(2 * r)], 0.0)
-                m = scale[start:stop, None] * k * norm[None, lo:hi]
-                blocks.append((start, stop, lo, hi, m.to(torch.float32).contiguous()))
-            self.axes.append(blocks)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        """Filter (C, H, W) -> (C, H, W)."""
-        rows = [m @ x[:, lo:hi] for _, _, lo, hi, m in self.axes[0]]  # (C, b, W) each
-        x = rows[0] if len(rows) == 1 else torch.cat(rows, 1)
-        cols = [x[:, :, lo:hi] @ m.T for _, _, lo, hi, m in self.axes[1]]  # (C, H, b) each
-        return cols[0] if len(cols) == 1 else torch.cat(cols, 2)
-
-
-def window_offsets(window: int) -> list[tuple[int, int]]:
-    """The (dy, dx) offsets of a ``window x window`` square (odd size) around a pixel."""
-    r = window // 2
-    return [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
-
-
-class WindowKernel:
-    """``out_p = sum_{q in window(p)} exp(-|p - q|^2 / (2 sxy^2) - |I_p - I_q|^2 / 2) x_q``.
-
-    The dense bilateral kernel restricted to a square window (ConvCRF's local approximation):
-    weights are computed once per image, (window^2, H, W); pixels outside the image count 0.
-
-    Args:
-        features: (F, H, W) appearance features already divided by their std (e.g. rgb / srgb).
-        sxy: positional standard deviation in pixels.
-        window: odd window size.
-    """
-
-    def __init__(self, features: Tensor, sxy: float, window: int) -> None:
-        _, height, width = features.shape
-        self.radius = r = window // 2
-        self.offsets = window_offsets(window)
-        padded = F.pad(features, (r, r, r, r))
-        inside = F.pad(torch.ones(1, height, width, device=features.device), (r, r, r, r))
-        weights = []
-        for dy, dx in self.offsets:
-            other = padded[:, r + dy: r + dy + height, r + dx: r + dx + width]
-            valid = inside[0, r + dy: r + dy + height, r + dx: r + dx + width]
-            colour = ((features - other) ** 2).sum(0)
-            weights.append(torch.exp(-0.5 * colour - (dy * dy + dx * dx) / (2.0 * sxy * sxy)) * valid)
-        self.weights = torch.stack(weights)  # (window^2, H, W)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        """Filter (C, H, W) -> (C, H, W)."""
-        r = self.radius
-        _, height, width = x.shape
-        padded = F.pad(x, (r, r, r, r))
-        out = torch.zeros_like(x)
-        for w, (dy, dx) in zip(self.weights, self.offsets, strict=True):
-            out.addcmul_(w, padded[:, r + dy: r + dy + height, r + dx: r + dx + width])
-        return out
-
-
-class Downsampled:
-    """Run a kernel on a coarser grid: average-pool by ``factor``, filter, bilinear upsample.
-
-    ConvCRF's ``blur``: the message passing costs ``factor^2`` less; ``kernel`` maps
-    (C, h, w) -> (C, h, w) on the pooled grid ``h = ceil(H / factor)``.
-    """
-
-    def __init__(self, kernel: Callable[[Tensor], Tensor], size: tuple[int, int], factor: int) -> None:
-        self.kernel, self.size, self.factor = kernel, size, factor
-
-    @staticmethod
-    def pool(x: Tensor, factor: int) -> Tensor:
-        """(C, H, W) -> (C, ceil(H / f), ceil(W / f)) block means (partial blocks at the end)."""
-        _, height, width = x.shape
-        if factor == 2 and height % 2 == 0 and width % 2 == 0:  # strided sums: 2-4x faster
-            cols = x[..., 0::2] + x[..., 1::2]
-            return (cols[:, 0::2] + cols[:, 1::2]).mul_(0.25)
-        return F.avg_pool2d(x[None], factor, ceil_mode=True, count_include_pad=False)[0]
-
-    def __call__(self, x: Tensor) -> Tensor:
-        out = self.kernel(self.pool(x, self.factor))
-        return F.interpolate(out[None], size=self.size, mode="bilinear", align_corners=False)[0]
-
-
 def lattice_filter(features: Tensor, *, normalise: bool = False,
                    weight: float = 1.0) -> Callable[[Tensor], Tensor]:
     """A (C, H, W) -> (C, H, W) filter with the permutohedral lattice of (F, H, W) features;
@@ -472,26 +281,3 @@ def lattice_filter(features: Tensor, *, normalise: bool = False,
         return lattice(x.reshape(c, -1).T.contiguous()).T.reshape(x.shape)
 
     return apply
-
-
-class SymmetricNormalised:
-    """``x -> D^-1/2 K (D^-1/2 x)`` with ``D = K 1``: a kernel normalised so that constants
-    stay (nearly) constant; ``kernel`` maps (C, H, W) -> (C, H, W)."""
-
-    def __init__(self, kernel: Callable[[Tensor], Tensor], size: tuple[int, int],
-                 device: torch.device | str = "cpu") -> None:
-        self.kernel = kernel
-        ones = torch.ones(1, *size, dtype=torch.float32, device=device)
-        self.norm = 1.0 / torch.sqrt(kernel(ones).clamp_min(0.0) + 1e-20)  # (1, H, W)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.kernel(x * self.norm) * self.norm
-
-
-def shifted_views(x: Tensor, offsets: Sequence[tuple[int, int]]) -> list[Tensor]:
-    """(C, H, W) neighbours ``x[:, clamp(y + dy), clamp(x + dx)]`` for each offset (views of one
-    replicate-padded copy)."""
-    _, height, width = x.shape
-    r = max([max(abs(dy), abs(dx)) for dy, dx in offsets] + [0])
-    padded = F.pad(x[None], (r, r, r, r), mode="replicate")[0] if r else x
-    return [padded[:, r + dy: r + dy + height, r + dx: r + dx + width] for dy, dx in offsets]
