@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import torch
@@ -43,9 +45,19 @@ def test_cli_teacher_student_writes_the_run_folder(tmp_path: Path, demo_root: Pa
                      "--align", "channel", "--kd-weight", "0.5", "--cam-kd-weight", "1", *TINY)
     assert result.exit_code == 0, result.output
     assert {"student.pt", "teacher.pt", "last.pt", "config.yaml", "metrics.json",
-            "curves.png"} <= {p.name for p in out.iterdir()}
+            "curves.svg"} <= {p.name for p in out.iterdir()}
+    assert "matplotlib" not in result.output  # no plotting library, no warning about one
     rows = json.loads((out / "metrics.json").read_text())
     assert [(r["phase"], r["epoch"]) for r in rows] == [("teacher", 1), ("student", 2)]
+    # The curves: an SVG document with the loss and the score panels, epochs as whole ticks,
+    # scores on 0..1, one dot per epoch and series (the total loss: two epochs, two dots).
+    svg = (out / "curves.svg").read_text()
+    tree = ElementTree.fromstring(svg)  # well-formed XML
+    assert tree.tag.endswith("svg") and "training loss" in svg and "validation mAP" in svg
+    labels = re.findall(r'text-anchor="middle">([^<]+)</text>', svg)
+    assert "1" in labels and "2" in labels and "1.5" not in labels
+    assert ">0.0</text>" in svg and ">1.0</text>" in svg
+    assert svg.count("<polyline") >= 3  # loss, teacher/mAP, student/mAP at least
     assert "student/align" in rows[1] and "student/cam_kd" in rows[1] and "student/mAP" in rows[1]
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["align"] == "channel" and config["kd_weight"] == 0.5
