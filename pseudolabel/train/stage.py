@@ -7,7 +7,6 @@ trains its shard of each batch; only rank 0 writes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -18,7 +17,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from pseudolabel.config import save_config, to_dict
-from pseudolabel.io import RunLock
 from pseudolabel.models import check_same_classes, create_classifier, load_checkpoint
 from pseudolabel.models.checkpoint import save_checkpoint
 from pseudolabel.train.config import TrainConfig
@@ -36,7 +34,7 @@ from pseudolabel.train.losses import ALIGN_LOSSES, AlignLoss, positive_weights
 from pseudolabel.train.metrics import classification_metrics
 from pseudolabel.train.nets import TrainNet, check_pairs
 from pseudolabel.train.optim import make_optimizer, make_scheduler
-from pseudolabel.train.rundir import CONFIG_FILE, STATE_FILE, prepare_run_dir
+from pseudolabel.train.rundir import CONFIG_FILE, STATE_FILE, claim_run_dir
 from pseudolabel.train.state import load_state, save_state, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -91,20 +89,32 @@ def build_nets(cfg: TrainConfig, classes: tuple[str, ...], root: Path
 
 def run(config: TrainConfig, root: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Train the classifier(s) of ``config`` on dataset ``root`` into RUN_DIR ``out``."""
-    out = Path(out)
     with distributed_context(config.device) as info:
         torch.manual_seed(config.seed)
         data = load_train_data(root, config)
-        lock = RunLock(out) if info.is_main else contextlib.nullcontext()
-        with lock:
-            resume = prepare_run_dir(out, config, clear=info.is_main)
+        with claim_run_dir(out, config, main=info.is_main) as (run_dir, resume):
             info.barrier()
             if info.is_main:
-                out.mkdir(parents=True, exist_ok=True)
-                save_config(config, out / CONFIG_FILE)
-            _train(config, data, Path(root), out, info, resume)
+                save_config(config, run_dir / CONFIG_FILE)
+            if not resume and info.is_main:
+                warn_if_from_scratch(config)
+            _train(config, data, Path(root), run_dir, info, resume)
             info.barrier()
-    return out
+    return run_dir
+
+
+def warn_if_from_scratch(cfg: TrainConfig) -> None:
+    """One warning when a model starts from random weights (no local pretrained file given)."""
+    scratch = {"student": cfg.student} if cfg.student_weights is None else {}
+    if cfg.two_models and cfg.teacher_checkpoint is None and cfg.teacher_weights is None:
+        scratch["teacher"] = cfg.teacher
+    if not scratch:
+        return
+    log.warning("training %s from random weights (no pretrained file given): CAMs from "
+                "scratch are much poorer; fix: %s with ImageNet weights (docs/weights.md "
+                "shows how to get the file)",
+                " and ".join(f"the {role} {name}" for role, name in scratch.items()),
+                " ".join(f"--{role}-weights FILE" for role in scratch))
 
 
 def _train(cfg: TrainConfig, data: TrainData, root: Path, out: Path, info: DistInfo,
