@@ -1,10 +1,10 @@
-"""``pseudolabel demo``: the whole pipeline on the built-in synthetic smoke data."""
+"""``pseudolabel demo``: ``pseudolabel run`` on the built-in synthetic smoke data."""
 
 from __future__ import annotations
 
 import click
 
-from pseudolabel.cli.options import device_option
+from pseudolabel.cli.run import build_config, echo_result, stage_options
 
 
 @click.command("demo")
@@ -13,31 +13,26 @@ from pseudolabel.cli.options import device_option
               help="Images of the synthetic data set.")
 @click.option("--size", default=128, show_default=True, type=click.IntRange(min=32),
               help="Image side in pixels.")
-@click.option("--epochs", default=6, show_default=True, type=click.IntRange(min=1),
-              help="Epochs of each training phase (teacher, then student).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the synthetic data.")
-@device_option
-def command(out, n_images, size, epochs, seed, device) -> None:
-    """Make the demo data in OUT/data, then train, make-cams, refine, evaluate and report.
+@click.option("--data-seed", default=0, show_default=True, type=int,
+              help="Seed of the synthetic data.")
+@stage_options
+def command(out, n_images, size, data_seed, preset, config_file, **options) -> None:
+    """Make the demo data in OUT/data, then run the pipeline on it (pseudolabel run).
 
     \b
-    OUT/data        the synthetic smoke data set (pseudolabel demo-data)
-    OUT/run         teacher (ViT) and student (CNN) checkpoints, metrics, curves
-    OUT/cams.h5     multi-scale CAMs of the student and the teacher
-    OUT/masks       pseudo-masks: the student's CAM, background threshold, dense CRF
-    OUT/compare     masks of other chains, scored beside them: threshold alone, the
-                    label-free gmm, fusion of student and teacher then gmm
+    OUT/data        the synthetic smoke data set (pseudolabel demo-data), with chimney
+                    context masks (SegmentationContext/)
+    OUT/run         checkpoints, metrics, curves
+    OUT/cams.h5     multi-scale CAMs
+    OUT/masks       the pseudo-masks of the preset's chain
+    OUT/compare     masks of other chains, scored beside them
     OUT/report.html scores, curves and the masks, worst first
-    Rerunning the same command resumes an interrupted demo.
+    The preset is `demo` (pseudolabel run --list-presets); the stage options of
+    pseudolabel run change it. Rerunning the same command resumes an interrupted demo.
     """
     from pseudolabel.data.demo import DemoConfig
-    from pseudolabel.pipeline import demo
+    from pseudolabel.pipeline import DEMO_PRESET, demo
 
-    result = demo(out, data=DemoConfig(n_images=n_images, size=size, seed=seed), epochs=epochs,
-                  device=device)
-    if result.scores is not None:
-        click.echo(result.scores.table())
-        click.echo("")
-        click.echo(result.table())
-    if result.report is not None:
-        click.echo(f"report: {result.report.resolve()}")
+    cfg = build_config(preset, config_file, DEMO_PRESET, **options)
+    result = demo(out, data=DemoConfig(n_images=n_images, size=size, seed=data_seed), config=cfg)
+    echo_result(result)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "A self-contained HTML report of masks, CAMs and scores."),
     "export": ("export", "Hand masks over to mmsegmentation / segmentation_models_pytorch."),
     "demo-data": ("demo_data", "Make the built-in synthetic smoke data set."),
+    "run": ("run", "Train, make-cams, refine, evaluate, report: the whole pipeline from a preset."),
     "demo": ("demo", "Run the whole pipeline on the built-in demo data."),
 }
 

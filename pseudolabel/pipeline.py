@@ -1,8 +1,18 @@
 """The whole pipeline in one call: train -> make-cams -> refine -> evaluate (-> report).
 
-``run(PipelineConfig(...), root, out)`` is the Python API a user scripts; ``pseudolabel demo``
-runs it on the built-in synthetic smoke data with a configuration sized for a 2-core CPU.
-Each stage keeps its own resume logic, so rerunning an interrupted pipeline continues it.
+``run(PipelineConfig(...), root, out)`` is the Python API a user scripts; ``pseudolabel run``
+builds the config from a named preset (:mod:`pseudolabel.presets`), an optional config file and
+the command's options (:func:`pipeline_config`); ``pseudolabel demo`` runs it on the built-in
+synthetic smoke data. Each stage keeps its own resume logic, so rerunning an interrupted
+pipeline with the same options continues it.
+
+    OUT/pipeline.yaml   the resolved configuration (``pseudolabel run --config`` replays it)
+    OUT/run/            train's RUN_DIR
+    OUT/cams.h5         make-cams' store
+    OUT/masks/          the final masks (refine)
+    OUT/compare/<chain> masks of the chains of ``compare``, scored beside them
+    OUT/evaluate.json   the masks' scores (when the data set has ground truth)
+    OUT/report.html     the report
 """
 
 from __future__ import annotations
@@ -10,19 +20,26 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pseudolabel.cams.stage import MakeCamsConfig
-from pseudolabel.config import save_config
+from pseudolabel.config import from_dict, load_config_file, save_config
 from pseudolabel.data.demo import DemoConfig
+from pseudolabel.errors import BadInputError
 from pseudolabel.evaluate.stage import EvalResult, EvaluateConfig
+from pseudolabel.io import atomic_write
 from pseudolabel.refine.stage import RefineConfig
 from pseudolabel.report.build import ReportConfig
 from pseudolabel.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
+CONFIG_NAME = "pipeline.yaml"
 
 #: The label-free chain that came closest to the ground-truth-tuned threshold on both the demo
 #: data and a smoke-tiles subset (chosen among six gmm variants by their mIoU: say so when citing).
@@ -40,9 +57,79 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     cams: MakeCamsConfig = field(default_factory=MakeCamsConfig)
     refine: RefineConfig = field(default_factory=lambda: RefineConfig(refiners=("gmm",)))
-    compare: tuple[str, ...] = ("threshold",)
+    compare: tuple[str, ...] = ()
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: bool = True
+
+
+#: ``pseudolabel run``'s stage options -> the config fields they set (one option may set the
+#: same value in several stages: ``--device`` for train and make-cams).
+RUN_OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "mode": (("train", "mode"),),
+    "student": (("train", "student"),),
+    "student_weights": (("train", "student_weights"),),
+    "teacher": (("train", "teacher"),),
+    "teacher_weights": (("train", "teacher_weights"),),
+    "epochs": (("train", "epochs"),),
+    "image_size": (("train", "image_size"),),
+    "batch_size": (("train", "batch_size"), ("cams", "batch_size")),
+    "lr": (("train", "lr"),),
+    "seed": (("train", "seed"),),
+    "split": (("train", "split"), ("cams", "split")),
+    "val_split": (("train", "val_split"),),
+    "scales": (("cams", "scales"),),
+    "refiners": (("refine", "refiners"),),
+    "key": (("refine", "key"),),
+    "device": (("train", "device"), ("cams", "device")),
+    "workers": (("train", "num_workers"), ("cams", "workers"), ("refine", "workers")),
+    "skip_bad": (("train", "skip_bad"), ("cams", "skip_bad"), ("refine", "skip_bad")),
+}
+
+
+def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` laid over it, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def pipeline_config(preset: str | None = None, config_file: str | os.PathLike | None = None,
+                    **options: Any) -> PipelineConfig:
+    """The config of ``pseudolabel run``: the preset, then the file, then the options.
+
+    Args:
+        preset: a name of :func:`pseudolabel.presets.names` (None: :data:`presets.DEFAULT`).
+        config_file: a YAML/JSON file of the same shape as a preset (``train:``, ``cams:``, ...;
+            ``OUT/pipeline.yaml`` of an earlier run replays it); its keys win over the preset's.
+        options: values of :data:`RUN_OPTIONS` (None = not given); they win over both.
+    """
+    from pseudolabel import presets
+
+    data = presets.load_preset(preset or presets.DEFAULT)
+    where = f"preset {preset or presets.DEFAULT}"
+    if config_file is not None:
+        data = _merge(data, load_config_file(config_file))
+        where = "the config file" if preset is None else f"preset {preset} + the config file"
+    for name, value in options.items():
+        if name not in RUN_OPTIONS:
+            raise TypeError(f"unknown pipeline option {name!r}")
+        if value is None:
+            continue
+        for stage, key in RUN_OPTIONS[name]:
+            # workers=0 means "in this process": the refine stage says that with 1
+            v = max(int(value), 1) if (stage, key) == ("refine", "workers") else value
+            data = _merge(data, {stage: {key: v}})
+    try:
+        return from_dict(PipelineConfig, data, where=where)
+    except BadInputError as exc:  # name the file (or the preset) the bad value came from
+        if exc.path is not None:
+            raise
+        message = exc.message if where in exc.message else f"{where}: {exc.message}"
+        raise BadInputError(message, path=config_file, fix=exc.fix) from None
 
 
 @dataclass(frozen=True)
@@ -59,23 +146,39 @@ class PipelineResult:
     chain: tuple[str, ...] = ()
 
     def table(self) -> str:
-        """A markdown table: one row per chain (the compared ones, then the main one)."""
-        rows = ["| refine chain | mIoU | " + " | ".join(
-            f"{c} IoU" for c in (self.scores.classes[1:] if self.scores else ())) + " | coverage |",
-            "| --- | --- | " + "--- | " * (len(self.scores.classes) - 1 if self.scores else 0)
-            + "--- |"]
+        """A markdown table: one row per chain (the compared ones, then the main one), with the
+        context leakage of each class when the data set has context masks."""
+        if self.scores is None:
+            return ""
+        names = self.scores.classes[1:]
+        leak = bool(self.scores.leakage)
+        head = ["refine chain", "mIoU", *(f"{c} IoU" for c in names),
+                *((f"{c} leakage" for c in names) if leak else ()), "coverage"]
+        rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+
+        def fmt(v: float) -> str:
+            return "-" if math.isnan(v) else f"{v:.3f}"
+
         for name, res in [*self.compared.items(), ("→".join(self.chain), self.scores)]:
-            if res is None:
-                continue
             m = res.metrics
-            per = " | ".join(f"{v:.3f}" for v in m["iou"][1:])
-            rows.append(f"| {name} | {m['miou']:.3f} | {per} | {m['coverage']:.3f} |")
+            cells = [name, fmt(m["miou"]), *(fmt(v) for v in m["iou"][1:]),
+                     *((fmt(res.leakage.get(c, math.nan)) for c in names) if leak else ()),
+                     fmt(m["coverage"])]
+            rows.append("| " + " | ".join(cells) + " |")
         return "\n".join(rows)
 
 
+def _chain_folder(chain: str) -> str:
+    return chain.replace(":", "_").replace("/", "_").replace("=", "-").replace(",", "_")
 
-def run(config: PipelineConfig, root: str | Path, out: str | Path) -> PipelineResult:
-    """Run every stage on dataset ``root`` into ``out`` (run/, cams.h5, masks/, ...)."""
+
+def run(config: PipelineConfig, root: str | os.PathLike, out: str | os.PathLike
+        ) -> PipelineResult:
+    """Run every stage on data set ``root`` into ``out`` (see the module docstring).
+
+    A rerun with the same config continues where the last one stopped (each stage resumes); a
+    rerun with another config into the same ``out`` is refused by the first stage it changes.
+    """
     from pseudolabel.cams.stage import run as make_cams
     from pseudolabel.data import load_dataset
     from pseudolabel.evaluate.stage import evaluate
@@ -83,29 +186,34 @@ def run(config: PipelineConfig, root: str | Path, out: str | Path) -> PipelineRe
     from pseudolabel.train.stage import run as train
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BadInputError("output is a file, not a folder", path=out,
+                            fix="give --out a folder (new, or of an earlier run to resume it)")
     out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "pipeline.yaml")
+    save_config(config, out / CONFIG_NAME)
     run_dir = train(config.train, root, out / "run")
     cams_path = make_cams(config.cams, root, run_dir, out / "cams.h5")
     masks = refine(config.refine, cams_path, out / "masks", images_root=root)
     others = {
         chain: refine(dataclasses.replace(config.refine, refiners=tuple(chain.split("+"))),
-                      cams_path, out / "compare" / chain.replace(":", "_").replace("/", "_"),
-                      images_root=root)
+                      cams_path, out / "compare" / _chain_folder(chain), images_root=root)
         for chain in config.compare}
-    dataset = load_dataset(root, config.cams.split, require_labels=False)
+    dataset = load_dataset(root, config.cams.split, require_labels=False,
+                           policy="skip" if config.cams.skip_bad else "raise")
     scores = None
     compared: dict[str, EvalResult] = {}
     if dataset.has_gt:
         scores = evaluate(masks, dataset, config.evaluate)
-        (out / "evaluate.json").write_text(json.dumps(scores.to_dict(), indent=1))
+        with atomic_write(out / "evaluate.json", "w", encoding="utf-8") as fh:
+            json.dump(scores.to_dict(), fh, indent=1)
         compared = {chain: evaluate(path, dataset, config.evaluate)
                     for chain, path in others.items()}
     report = None
     if config.report:
         from pseudolabel.report import run as make_report
 
-        report = make_report(ReportConfig(split=config.cams.split, gallery=24),
+        report = make_report(ReportConfig(split=config.cams.split, gallery=24,
+                                          key=config.refine.key),
                              out / "report.html", masks=masks,
                              gt=root if dataset.has_gt else None,
                              images=root, cams=cams_path, run_dir=run_dir)
@@ -113,30 +221,23 @@ def run(config: PipelineConfig, root: str | Path, out: str | Path) -> PipelineRe
                           config.refine.refiners)
 
 
-def demo_config(*, epochs: int = 6, device: str = "auto") -> PipelineConfig:
-    """The demo's pipeline: a CNN student taught by a ViT; masks from threshold -> crf.
-
-    The label-free chains (gmm per image, gmm with 3 components fitted over the data set, and
-    fusion of student and teacher before it) are scored beside it.
-    Scales above 1 give the stride-32 CNN a finer CAM grid on the 128 px demo images.
-    """
-    return PipelineConfig(
-        train=TrainConfig(mode="teacher-student", student="resnet10t", teacher="test_vit",
-                          align="spatial", kd_weight=1.0, epochs=epochs, image_size=128,
-                          batch_size=32, lr=1e-3, num_workers=1, device=device,
-                          val_split="val", warmup_epochs=0.5),
-        cams=MakeCamsConfig(split="train", scales=(1.0, 1.5, 2.0), models=("student", "teacher"),
-                            batch_size=32, workers=1, device=device),
-        refine=RefineConfig(refiners=("threshold", "crf"), key="student/features", workers=2),
-        compare=("threshold", "gmm", LABEL_FREE_GMM, f"fusion+{LABEL_FREE_GMM}"),
-    )
+#: The preset ``pseudolabel demo`` runs (its compare chains show the label-free alternatives).
+DEMO_PRESET = "demo"
 
 
-def demo(out: str | Path, *, data: DemoConfig = DemoConfig(), epochs: int = 6,
-         device: str = "auto") -> PipelineResult:
-    """Make the synthetic data set in ``out/data`` and run the demo pipeline on it."""
+def demo_config(*, epochs: int | None = None, device: str = "auto",
+                preset: str = DEMO_PRESET) -> PipelineConfig:
+    """The demo's pipeline: the ``demo`` preset (see its file), sized for a 2-core CPU."""
+    return pipeline_config(preset, epochs=epochs, device=device)
+
+
+def demo(out: str | os.PathLike, *, data: DemoConfig = DemoConfig(), epochs: int | None = None,
+         device: str = "auto", config: PipelineConfig | None = None) -> PipelineResult:
+    """Make the synthetic data set in ``out/data`` and run the pipeline on it (``config``, by
+    default :func:`demo_config`)."""
     from pseudolabel.data.demo import run as make_data
 
     out = Path(out)
     root = make_data(data, out / "data")
-    return run(demo_config(epochs=epochs, device=device), root, out)
+    return run(config or demo_config(epochs=epochs, device=device), root, out)
+
