@@ -4,11 +4,11 @@ The refine stage's record loop and every benchmark go through these functions::
 
     from pseudolabel.refine.api import create_chain, iter_states, refine_states, score, to_mask
 
-    states = iter_states("cams.h5", images="data")          # re-iterable, one RefineState per record
+    gts = read_ground_truth("data")                          # {id: (H, W) uint8}
+    states = iter_states("cams.h5", ids=list(gts), images="data")  # re-iterable RefineStates
     chain = create_chain(["threshold:t=0.3", "crf"])
     masks = [to_mask(s) for s in refine_states(chain, states)]   # fits gmm:scope=dataset first
-    gts = [read_mask(f"data/SegmentationClass/{i}.png") for i in states.ids]
-    print(score(masks, gts, len(states.classes) + 1)["miou"])
+    print(score(masks, gts.values(), len(states.classes) + 1)["miou"])
 
 The CAM key read when none is given is decided by :func:`resolve_key` (one rule, shared with
 train-affinity and the report).
@@ -51,6 +51,7 @@ __all__ = [
     "image_folder",
     "iter_states",
     "load_state",
+    "read_ground_truth",
     "refine_states",
     "resolve_key",
     "score",
@@ -307,4 +308,26 @@ def score(masks: Iterable[np.ndarray], gts: Iterable[np.ndarray], num_classes: i
     out = acc.compute()
     out["confusion"] = acc.confusion
     out["fg_iou"] = foreground_iou(acc.confusion)
+    return out
+
+
+def read_ground_truth(root: str | os.PathLike, ids: Sequence[str] | None = None,
+                      split: str | None = None) -> dict[str, np.ndarray]:
+    """{id: (H, W) uint8 ground-truth mask} of a data set root's images that have one.
+
+    Args:
+        root: the data set root (ROOT/SegmentationClass/<id>.png).
+        ids: keep these ids (in this order; ids without a mask are left out).
+        split: a split of the root (``pseudolabel.data.load_dataset``); None = every image.
+    """
+    from pseudolabel.data import load_dataset
+
+    dataset = load_dataset(root, split, require_labels=False)
+    samples = dataset.by_id()
+    wanted = dataset.ids if ids is None else [i for i in ids if i in samples]
+    out = {}
+    for image_id in wanted:
+        gt = dataset.read_gt(samples[image_id])
+        if gt is not None:
+            out[image_id] = gt
     return out

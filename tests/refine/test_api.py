@@ -16,6 +16,7 @@ from pseudolabel.refine.api import (
     DEFAULT_KEY,
     apply_chain,
     iter_states,
+    read_ground_truth,
     refine_states,
     resolve_key,
     score,
@@ -148,3 +149,27 @@ def test_skip_bad_logs_and_goes_on(data: dict, caplog: pytest.LogCaptureFixture)
         ids = [s.image_id for s in iter_states(data["store"], images=data["root"], skip_bad=True)]
     assert "img1" not in ids and len(ids) == len(data["records"]) - 1
     assert any("img1" in r.getMessage() for r in caplog.records)
+
+
+def test_ground_truth_and_score_of_a_chain(data: dict) -> None:
+    """read_ground_truth keeps the ids with a mask; the score of refined masks equals the score
+    of the same masks computed by hand."""
+    from pseudolabel.data.masks import write_mask
+
+    root = data["root"]
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    rng = np.random.default_rng(2)
+    truth = {f"img{i}": rng.integers(0, 3, (24, 32)).astype(np.uint8) for i in (0, 2, 4, 5)}
+    for image_id, mask in truth.items():
+        write_mask(root / "SegmentationClass" / f"{image_id}.png", mask)
+    gts = read_ground_truth(root, ids=["img5", "img1", "img0", "img2", "img4"])
+    assert list(gts) == ["img5", "img0", "img2", "img4"]
+    for image_id, gt in gts.items():
+        np.testing.assert_array_equal(gt, truth[image_id])
+    states = iter_states(data["store"], ids=list(gts))
+    masks = [to_mask(s) for s in refine_states(["threshold"], states)]
+    want = score([to_mask(create_chain(["threshold"])[0].refine(s)) for s in states],
+                 list(gts.values()), 3)
+    got = score(masks, gts.values(), 3)
+    np.testing.assert_array_equal(got["confusion"], want["confusion"])
+    assert got["confusion"].sum() == 4 * 24 * 32
