@@ -31,12 +31,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from pseudolabel.config import load_config_file, save_config, to_dict
+from pseudolabel.config import save_config, to_dict
 from pseudolabel.data.images import image_folder
 from pseudolabel.data.masks import write_mask
 from pseudolabel.data.workers import imap_ordered
 from pseudolabel.errors import BadInputError
-from pseudolabel.io import RunLock, atomic_write, output_path
+from pseudolabel.io import atomic_write, output_path
 from pseudolabel.progress import chunked, progress
 from pseudolabel.refine.api import (
     Samples,
@@ -48,7 +48,9 @@ from pseudolabel.refine.api import (
     resolve_key,
 )
 from pseudolabel.refine.base import Refiner, RefineState, to_mask
+from pseudolabel.refine.config import RefineConfig
 from pseudolabel.refine.registry import create_chain
+from pseudolabel.runtime import claim_output
 
 log = logging.getLogger(__name__)
 
@@ -58,39 +60,9 @@ SOURCE_NAME = "refine.source.json"
 SCORES_DIR = "scores"
 MASK_SUFFIX = ".png"
 SCORES_SUFFIX = ".npz"
-# The fields of refine.yaml that decide the masks: a rerun must agree on them.
-_OUTPUT_FIELDS = ("cams", "cams_config", "key", "refiners", "images")
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class RefineConfig:
-    """Options of ``pseudolabel refine``.
-
-    Attributes:
-        refiners: the chain, each ``NAME[:key=value,...]`` (``pseudolabel refine --list``).
-        key: the CAM key the scores start from (default: student/features when stored, else
-            the store's first key).
-        workers: processes (1 = in this process).
-        chunk_size: ids per task of a worker.
-        save_scores: also write MASK_DIR/scores/<id>.npz.
-        overwrite: replace the masks of a previous run made with another configuration.
-        skip_bad: log a bad record or image and go on (default: stop with an error).
-    """
-
-    refiners: tuple[str, ...] = ("threshold",)
-    key: str | None = None
-    workers: int = 1
-    chunk_size: int = 16
-    save_scores: bool = False
-    overwrite: bool = False
-    skip_bad: bool = False
-
-    def __post_init__(self) -> None:
-        if self.workers < 1 or self.chunk_size < 1:
-            raise ValueError("workers and chunk_size must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -180,52 +152,16 @@ def _fit_chain(chain: list[Refiner], job: _Job, ids: list[str], workers: int,
     return fit_chain(chain, sampler=sampler)
 
 
-def _check_previous(out_dir: Path, ids: Sequence[str], resolved: dict[str, Any],
-                    overwrite: bool) -> bool:
-    """True when out_dir holds a previous run's outputs that must be replaced."""
-    path = out_dir / CONFIG_NAME
-    if not path.is_file():
-        if any(output_path(out_dir, i, MASK_SUFFIX).is_file() for i in ids):
-            if overwrite:
-                return True
-            raise BadInputError(
-                "the folder holds masks but no refine.yaml: they were not made by this stage",
-                path=out_dir, fix="choose another --out, or add --overwrite to replace them")
-        return False
-    previous = load_config_file(path)
-    source = out_dir / SOURCE_NAME
-    if source.is_file():
-        previous.update(json.loads(source.read_text()))
-    changed = [f for f in _OUTPUT_FIELDS if previous.get(f) != resolved.get(f)]
-    if not changed:
-        return False
-    if overwrite:
-        return True
-    what = "; ".join(f"{f}: {previous.get(f)!r} -> {resolved.get(f)!r}" for f in changed)
-    raise BadInputError(
-        f"the masks here were made with another configuration ({what})", path=path,
-        fix="choose another --out, or add --overwrite to replace them")
-
-
-def _remove_outputs(out_dir: Path, ids: Sequence[str]) -> None:
-    for image_id in ids:
-        for path in (output_path(out_dir, image_id, MASK_SUFFIX),
-                     output_path(out_dir / SCORES_DIR, image_id, SCORES_SUFFIX)):
-            path.unlink(missing_ok=True)
+def _mask_outputs(out_dir: Path) -> list[Path]:
+    """The outputs of a refine run in MASK_DIR: every mask (sub-folders included), the scores."""
+    found = [p for p in out_dir.rglob("*" + MASK_SUFFIX) if p.is_file()]
+    return found + ([out_dir / SCORES_DIR] if (out_dir / SCORES_DIR).exists() else [])
 
 
 def _finished(out_dir: Path, image_id: str, save_scores: bool) -> bool:
     if not output_path(out_dir, image_id, MASK_SUFFIX).is_file():
         return False
     return not save_scores or output_path(out_dir / SCORES_DIR, image_id, SCORES_SUFFIX).is_file()
-
-
-def _remove_stale_temp_files(out_dir: Path) -> None:
-    from pseudolabel.io import TMP_PREFIX
-
-    for path in out_dir.rglob(TMP_PREFIX + "*"):
-        with contextlib.suppress(OSError):
-            path.unlink()
 
 
 def run(config: RefineConfig, cams_h5: str | Path, out_dir: str | Path,
@@ -269,13 +205,12 @@ def run(config: RefineConfig, cams_h5: str | Path, out_dir: str | Path,
     }
     del resolved["overwrite"]  # never replayed from a saved config
     job = _Job(cams_h5, key, tuple(chain), image_dir, "all_keys" in needs, config.skip_bad,
-               out_dir.resolve(), config.save_scores, limit_threads=config.workers > 1)
-    with RunLock(out_dir):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temp_files(out_dir)
-        if _check_previous(out_dir, ids, resolved, config.overwrite):
-            log.info("--overwrite: removing the masks of the previous configuration")
-            _remove_outputs(out_dir, ids)
+               Path(out_dir), config.save_scores, limit_threads=config.workers > 1)
+    with claim_output(out_dir, record=(CONFIG_NAME, SOURCE_NAME), resolved=resolved,
+                      may_change=RefineConfig.RESUME_MAY_CHANGE, overwrite=config.overwrite,
+                      outputs=_mask_outputs) as claim:
+        out_dir = claim.path
+        job = dataclasses.replace(job, out_dir=out_dir)
         with atomic_write(out_dir / SOURCE_NAME, "w") as fh:
             json.dump({"cams_config": resolved.pop("cams_config")}, fh)
         save_config(resolved, out_dir / CONFIG_NAME)
