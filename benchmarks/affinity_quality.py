@@ -20,42 +20,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pseudolabel.data.images import find_image, load_image
-from pseudolabel.data.masks import read_mask
-from pseudolabel.evaluate.metrics import ConfusionAccumulator, foreground_iou
-from pseudolabel.refine import create_chain, initial_state, to_mask
-from pseudolabel.store import CamStore
+from pseudolabel.refine.api import (
+    apply_chain,
+    create_chain,
+    iter_states,
+    read_ground_truth,
+    score,
+    to_mask,
+)
+from pseudolabel.refine import initial_state
 
 
-def score(chains: dict[str, list], cams: Path, root: Path, key: str | None, limit: int | None
-          ) -> list[tuple[str, float, float, float]]:
-    """(name, mIoU, fg IoU, images/s) of each chain on the store's images with ground truth."""
-    with CamStore.open(cams) as store:
-        ids = store.ids()[:limit] if limit else store.ids()
-        key = key or ("student/features" if "student/features" in store.keys else store.keys[0])
-        num = len(store.classes) + 1
-        acc = {name: ConfusionAccumulator(num) for name in chains}
-        secs = dict.fromkeys(chains, 0.0)
-        for image_id in ids:
-            rec = store.read(image_id)
-            gt_path = root / "SegmentationClass" / f"{image_id}.png"
-            if not gt_path.is_file():
-                continue
-            gt = read_mask(gt_path)
-            image = load_image(find_image(root / "JPEGImages", image_id))
-            state = initial_state(rec.cams, key, rec.class_indices, rec.image_size, image=image)
-            for name, chain in chains.items():
-                t0 = time.perf_counter()
-                s = state
-                for refiner in chain:
-                    s = refiner.refine(s)
-                secs[name] += time.perf_counter() - t0
-                acc[name].update(to_mask(s), gt)
+def score_chains(chains: dict[str, list], cams: Path, root: Path, key: str | None,
+                 limit: int | None) -> list[tuple[str, float, float, float]]:
+    """(name, mIoU, fg IoU, images/s) of each chain on the store's images with ground truth
+    (one read per image for all chains)."""
+    gts = read_ground_truth(root, iter_states(cams, key=key).ids)
+    ids = list(gts)[:limit] if limit else list(gts)
+    states = iter_states(cams, ids=ids, key=key, images=root)
+    masks: dict[str, list[np.ndarray]] = {name: [] for name in chains}
+    secs = dict.fromkeys(chains, 0.0)
+    for state in states:
+        for name, chain in chains.items():
+            t0 = time.perf_counter()
+            masks[name].append(to_mask(apply_chain(chain, state)))
+            secs[name] += time.perf_counter() - t0
     rows = []
     for name in chains:
-        m = acc[name].compute()
-        rows.append((name, float(m["miou"]), foreground_iou(acc[name].confusion),
-                     acc[name].images / max(secs[name], 1e-9)))
+        m = score(masks[name], (gts[i] for i in ids), len(states.classes) + 1)
+        rows.append((name, m["miou"], m["fg_iou"], len(ids) / max(secs[name], 1e-9)))
     return rows
 
 
@@ -67,12 +60,10 @@ def speed(spec: str, size: int, n: int = 5) -> float:
                             np.array([0]), (size, size),
                             image=rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
               for _ in range(n)]
-    for refiner in chain:  # warm-up (model load)
-        refiner.refine(states[0])
+    apply_chain(chain, states[0])  # warm-up (model load)
     t0 = time.perf_counter()
     for s in states:
-        for refiner in chain:
-            s = refiner.refine(s)
+        apply_chain(chain, s)
     return n / (time.perf_counter() - t0)
 
 
@@ -95,7 +86,7 @@ def main() -> None:
     if args.model:
         learned = "affinity:" + ",".join([f"model={args.model}", *extra])
         chains[learned] = create_chain([learned])
-    rows = score(chains, args.cams, args.root, args.key, args.limit)
+    rows = score_chains(chains, args.cams, args.root, args.key, args.limit)
     base = rows[0][1]
     print(f"{'chain':<60} {'mIoU':>7} {'fg IoU':>7} {'d mIoU':>7} {'img/s':>7}")
     for name, miou, fg, ips in rows:

@@ -12,15 +12,14 @@ make-cams`` of that root, e.g. ../shared/data/smoke-tiles) it also measures on r
 - speed: each CRF variant on the ``threshold`` scores of the store's labelled images (the ones
   a CRF runs on; one thread, the variants interleaved and the best of 3 passes kept, so that a
   busy machine slows them alike), in images/s and as a multiple of pydensecrf2's speed;
-- quality: chains through the refine stage, scored by the evaluate stage (mIoU and its gain
-  over ``threshold`` alone).
+- quality: chains in memory through ``pseudolabel.refine.api`` on the images with ground truth
+  (mIoU and its gain over ``threshold`` alone).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pseudolabel.ops import probabilities, uniform_where_ignored
+from pseudolabel.refine.api import (
+    apply_chain,
+    create_chain,
+    iter_states,
+    read_ground_truth,
+    refine_states,
+    score,
+    to_mask,
+)
 from pseudolabel.refine.crf import CrfParams, dense_crf, dense_crf_pydensecrf, pydensecrf_available
 from pseudolabel.refine.par import ParParams, pixel_adaptive_refine
 
@@ -53,14 +62,6 @@ def synthetic(size: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     cam = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)[0]
     noisy = (cam.numpy() + rng.normal(0, 0.15, cam.shape)).clip(0.02)
     return image, (noisy / noisy.sum(0)).astype(np.float32), truth
-
-
-def miou(pred: np.ndarray, truth: np.ndarray, k: int = NUM_CLASSES) -> float:
-    """Mean IoU over classes present in truth or prediction."""
-    cm = np.bincount(truth.reshape(-1) * k + pred.reshape(-1), minlength=k * k).reshape(k, k)
-    inter = np.diag(cm)
-    union = cm.sum(0) + cm.sum(1) - inter
-    return float(np.mean(inter[union > 0] / union[union > 0]))
 
 
 def methods() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
@@ -108,28 +109,16 @@ REAL_SPEED = {
 
 def real_cases(cams: Path, root: Path, limit: int) -> list[tuple[np.ndarray, torch.Tensor]]:
     """(image, threshold probabilities) of up to ``limit`` labelled images of a store."""
-    from pseudolabel.data import load_image
-    from pseudolabel.data.images import find_image
-    from pseudolabel.refine import create_refiner, initial_state
-    from pseudolabel.ops import probabilities, uniform_where_ignored
-    from pseudolabel.store import CamStore
-
-    threshold = create_refiner("threshold")
+    threshold = create_chain(["threshold"])
     cases = []
-    with CamStore.open(cams) as store:
-        key = "student/features" if "student/features" in store.keys else store.keys[0]
-        for image_id in store.ids():
-            rec = store.read(image_id)
-            if len(rec.class_indices) == 0:
-                continue  # a negative image: one class, no CRF to run
-            image = load_image(find_image(root / "JPEGImages", image_id))
-            state = initial_state({k: np.asarray(v, np.float32) for k, v in rec.cams.items()}, key,
-                                  rec.class_indices, tuple(rec.image_size), image=image)
-            state = threshold.refine(state)
-            cases.append((np.asarray(image), uniform_where_ignored(probabilities(state.scores, 1e-5),
-                                                                   state.ignore)))
-            if len(cases) >= limit:
-                break
+    for state in iter_states(cams, images=root):
+        if state.num_present == 0:
+            continue  # a negative image: one class, no CRF to run
+        state = apply_chain(threshold, state)
+        cases.append((state.image, uniform_where_ignored(probabilities(state.scores, 1e-5),
+                                                         state.ignore)))
+        if len(cases) >= limit:
+            break
     return cases
 
 
@@ -168,30 +157,25 @@ def real_speed(cams: Path, root: Path, limit: int) -> None:
 
 
 def real_quality(cams: Path, root: Path, split: str | None) -> None:
-    """mIoU of each chain of :data:`CHAINS` on a real CAM store (its images), and its gain over
-    threshold."""
-    from pseudolabel.evaluate.stage import EvaluateConfig
-    from pseudolabel.evaluate.stage import run as evaluate
-    from pseudolabel.refine.stage import RefineConfig
-    from pseudolabel.refine.stage import run as refine
-
-    # the store may cover part of the root: its other images are left out, one warning each
-    logging.getLogger("pseudolabel.evaluate").setLevel(logging.ERROR)
-    print(f"\nreal CAMs: {cams} against {root} (split {split or 'all'})")
+    """mIoU of each chain of :data:`CHAINS` on a real CAM store (its images with ground truth),
+    and its gain over threshold."""
+    gts = read_ground_truth(root, iter_states(cams).ids, split)
+    states = iter_states(cams, ids=list(gts), images=root)
+    print(f"\nreal CAMs: {cams} against {root} (split {split or 'all'}, {len(gts)} images)")
     print(f"{'chain':42s} | {'mIoU':>6s} | {'gain':>5s} | per-class IoU")
     base = None
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, (name, chain) in enumerate(CHAINS.items()):
-            if "pydensecrf" in name and not pydensecrf_available():
-                continue
-            start = time.perf_counter()
-            masks = refine(RefineConfig(refiners=chain), cams, Path(tmp) / str(i), images_root=root)
-            seconds = time.perf_counter() - start
-            m = evaluate(EvaluateConfig(split=split, allow_missing=True), masks, root).to_dict()
-            base = m["miou"] if base is None else base
-            per_class = ", ".join(f"{c} {100 * v['iou']:.1f}" for c, v in m["per_class"].items())
-            print(f"{name:42s} | {100 * m['miou']:6.2f} | {100 * (m['miou'] - base):+5.2f} | "
-                  f"{per_class}  ({seconds:.1f} s)")
+    for name, chain in CHAINS.items():
+        if "pydensecrf" in name and not pydensecrf_available():
+            continue
+        start = time.perf_counter()
+        masks = [to_mask(s) for s in refine_states(chain, states)]
+        seconds = time.perf_counter() - start
+        m = score(masks, gts.values(), len(states.classes) + 1)
+        base = m["miou"] if base is None else base
+        per_class = ", ".join(f"{c} {100 * v:.1f}"
+                              for c, v in zip(("background", *states.classes), m["iou"], strict=True))
+        print(f"{name:42s} | {100 * m['miou']:6.2f} | {100 * (m['miou'] - base):+5.2f} | "
+              f"{per_class}  ({seconds:.1f} s)")
 
 
 def main() -> None:
@@ -227,7 +211,8 @@ def main() -> None:
             start = time.perf_counter()
             labels = [fn(image, probs).argmax(0) for image, probs, _ in data[s]]
             rate = len(data[s]) / (time.perf_counter() - start)
-            scores = [miou(pred, truth) for pred, (_, _, truth) in zip(labels, data[s], strict=True)]
+            scores = [score([pred], [truth], NUM_CLASSES)["miou"]
+                      for pred, (_, _, truth) in zip(labels, data[s], strict=True)]
             rate_text = "-" if name.startswith("input") else f"{rate:8.2f}"
             row += f" | {rate_text:>15s} | {100 * np.mean(scores):12.1f}"
             agree += [float((a == b).mean()) for a, b in zip(labels, reference.get(s, []), strict=False)]

@@ -2,7 +2,9 @@
 
 Synthetic CAM stores (four keys: student and teacher x features at stride 32 and layer3 at
 stride 16; one present class per image, a soft blob) at 160 px and 512 px,
-the whole stage (``pseudolabel.refine.stage.run``) timed from store to PNGs.
+the whole stage (``pseudolabel.refine.stage.run``) timed from store to PNGs, and beside it the
+same chain in memory in one process (``pseudolabel.refine.api``: store read, chain, mask; no
+PNG), which tells the stage's I/O and worker overhead from the refiners' own cost.
 
     python benchmarks/refine_speed.py --workers 2 [--sizes 160,512] [--images 64]
 
@@ -26,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from pseudolabel.refine import REFINERS
+from pseudolabel.refine.api import iter_states, refine_states, to_mask
 from pseudolabel.refine.stage import RefineConfig, run
 from pseudolabel.store import CamRecord, StoreHeader, write_store
 
@@ -86,6 +89,14 @@ def time_chain(specs: Sequence[str], store: Path, root: Path, out: Path, workers
     return time.perf_counter() - start
 
 
+def time_in_memory(specs: Sequence[str], store: Path, root: Path) -> float:
+    """Seconds of the chain over every record in this process (masks made, not written)."""
+    start = time.perf_counter()
+    for state in refine_states(specs, iter_states(store, images=root)):
+        to_mask(state)
+    return time.perf_counter() - start
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -115,10 +126,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 out = Path(tmp) / f"out-{s}-{len(rows)}"
                 seconds = time_chain(chain, store, root, out, args.workers)
                 row.append(f"{args.images / seconds:8.1f}")
+                row.append(f"{args.images / time_in_memory(chain, store, root):8.1f}")
             rows.append(row)
             print(f"{row[0]:<36}" + "".join(f"{c:>12}" for c in row[1:]), flush=True)
-    header = f"{'chain':<36}" + "".join(f"{str(s) + ' px img/s':>14}" for s in sizes)
-    print(f"\nworkers={args.workers}, {args.images} images per store, PNG writing included")
+    header = f"{'chain':<36}" + "".join(f"{str(s) + ' px img/s':>12}{'in memory':>12}" for s in sizes)
+    print(f"\nworkers={args.workers}, {args.images} images per store, PNG writing included; "
+          "'in memory': the chain in one process, no PNG")
     print(header)
     print("-" * len(header))
     for row in rows:
