@@ -1,49 +1,83 @@
 """``pseudolabel report``: one self-contained HTML page to look at before training on masks.
 
-Sections (each appears when its inputs are given):
-  scores     per-class IoU bars and the summary (masks + ground truth)
-  training   loss / mAP curves from RUN_DIR/metrics.json
+Sections, top to bottom (each appears when its inputs are given):
+  summary    one line: the chain of these masks, images scored, mIoU, coverage, the best chain
+  chains     the refine chains compared on the same ground truth: these masks and every chain
+             beside them (MASKS/../compare/<chain>/, as ``pseudolabel demo`` writes them), or a
+             --chains JSON; context leakage per class when known (context masks in the data set,
+             or ``context_leakage`` in the JSON)
+  scores     per-class IoU, precision, recall (and context leakage), IoU bars
+  gallery    the worst and the best images side by side: image | CAM heat map (with its colour
+             bar) | mask | ground truth; masks filled and outlined so they show on any colour
+  training   loss and validation scores from RUN_DIR/metrics.json (the charts of curves.svg)
   threshold  mIoU against the background threshold t of plain CAM argmax (CAMs + ground truth)
   sweeps     any curve a benchmark wrote (e.g. mIoU against the KD weight λ), from --curves JSON:
              {title: {"x": axis label, "scale": "linear" | "log", "series": {name: [[x, y], ...]}}}
-  gallery    image | CAM heat map | mask overlay | ground truth, worst first (by IoU with the
-             ground truth, or by the share of ignored pixels without it)
+
+The chains JSON maps a chain's name to its scores: the output of ``pseudolabel evaluate --json``
+(or that file's name, relative to the JSON), e.g. ``{"threshold": "threshold.json", ...}``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
-from pseudolabel.config import save_config, to_dict
+from pseudolabel.config import check_fields, save_config, setting, to_dict
 from pseudolabel.data import load_dataset, load_image, read_mask
 from pseudolabel.data.masks import IGNORE
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_write, output_path
 from pseudolabel.progress import progress
-from pseudolabel.report.pictures import data_uri, heatmap_overlay, mask_overlay, resize, thumbnail
-from pseudolabel.report.svg import bar_chart, line_chart
+from pseudolabel.report.curves import training_charts
+from pseudolabel.report.pictures import (
+    CAM_ANCHORS,
+    data_uri,
+    heatmap_overlay,
+    mask_overlay,
+    overlay_colour,
+    resize,
+    thumbnail,
+)
+from pseudolabel.report.svg import bar_chart, colour_bar, line_chart
 
 log = logging.getLogger(__name__)
+
+#: The folder beside a mask folder where ``pseudolabel demo`` / ``run`` put the compared chains.
+COMPARE_DIR = "compare"
 
 
 @dataclass(frozen=True)
 class ReportConfig:
-    """What the report shows; defaults suit a few thousand images."""
+    """What the report shows; defaults suit a few thousand images.
 
-    split: str | None = None
-    gallery: int = 48
-    thumb: int = 192
-    key: str | None = None
-    curve_images: int = 200
-    thresholds: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
-    title: str = "pseudolabel report"
+    gallery: images shown, half the worst and half the best; thumb: their longer side in px.
+    """
+
+    split: str | None = setting(None, help="Split of the dataset root.")
+    gallery: int = setting(48, help="Images in the gallery: half the worst, half the best.",
+                           ge=0)
+    thumb: int = setting(144, help="Longer side of a gallery picture in px.", ge=16)
+    key: str | None = setting(
+        None, help="CAM key to show, e.g. student/features (default: the refine stage's).")
+    curve_images: int = setting(200, help="Images the threshold curve is computed on.", ge=1)
+    thresholds: tuple[float, ...] = setting(
+        tuple(round(0.05 * i, 2) for i in range(1, 20)),
+        help="Background thresholds of the threshold curve.", ge=0, le=1, nonempty=True,
+        metavar="T,...")
+    title: str = setting("pseudolabel report", help="Title of the page.")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def _threshold_curve(store: Any, dataset: Any, key: str, cfg: ReportConfig) -> dict[str, list]:
@@ -71,14 +105,122 @@ def _threshold_curve(store: Any, dataset: Any, key: str, cfg: ReportConfig) -> d
     return {"mIoU": list(zip(cfg.thresholds, miou, strict=True))}
 
 
-def _summary_table(metrics: dict[str, Any], classes: list[str]) -> str:
+def _fmt(value: Any) -> str:
+    """A score with 3 decimals; '-' for a missing or NaN one."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{float(value):.3f}"
+
+
+def chain_name(mask_dir: str | Path) -> str | None:
+    """The refiner names of MASK_DIR/refine.yaml joined by arrows ("threshold → crf"), or None."""
+    path = Path(mask_dir) / "refine.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    refiners = data.get("refiners") if isinstance(data, dict) else None
+    if not isinstance(refiners, list) or not refiners:
+        return None
+    return " → ".join(str(r).split(":")[0] for r in refiners)
+
+
+def load_chains(path: str | Path) -> dict[str, dict]:
+    """{chain: scores} from a JSON file mapping each chain to ``evaluate --json`` output (a dict)
+    or to the name of such a file (relative to the JSON's folder)."""
+    path = Path(path)
+
+    def read(file: Path, what: str) -> Any:
+        try:
+            return json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise BadInputError(f"cannot read {what} ({type(exc).__name__})", path=file,
+                                fix="give the JSON written by pseudolabel evaluate --json") from None
+
+    data = read(path, "the chains JSON")
+    if not isinstance(data, dict) or not data:
+        raise BadInputError("the chains JSON does not map chain names to scores", path=path,
+                            fix='write {"CHAIN": "scores.json" or evaluate --json output, ...}')
+    chains = {}
+    for name, value in data.items():
+        if isinstance(value, str):
+            value = read(path.parent / value, f"the scores of chain {name!r}")
+        if not isinstance(value, dict) or not isinstance(value.get("per_class"), dict):
+            raise BadInputError(f"chain {name!r} has no scores (miou, per_class)", path=path,
+                                fix="give each chain the output of pseudolabel evaluate --json")
+        chains[str(name)] = value
+    return chains
+
+
+def _chains_beside(mask_dir: Path, dataset: Any) -> dict[str, dict]:
+    """{chain: evaluate dict} of every mask folder in MASK_DIR/../compare, scored like MASK_DIR."""
+    from pseudolabel.evaluate.stage import EvaluateConfig, evaluate
+
+    compare = mask_dir.parent / COMPARE_DIR
+    chains: dict[str, dict] = {}
+    if not compare.is_dir():
+        return chains
+    for folder in sorted(p for p in compare.iterdir() if p.is_dir()):
+        try:
+            result = evaluate(folder, dataset, EvaluateConfig(allow_missing=True))
+        except BadInputError as exc:
+            log.warning("chain %s left out of the report's table: %s", folder.name,
+                        exc.one_line())
+            continue
+        chains[folder.name.replace("+", " → ")] = result.to_dict()
+    return chains
+
+
+def _chain_table(chains: Mapping[str, dict], this: str | None) -> str:
+    """The chains, best mIoU first: mIoU, IoU and context leakage per class, coverage."""
+    first = next(iter(chains.values()))
+    classes = [c for c in first.get("classes", list(first["per_class"]))][1:]
+    leak = any(d.get("context_leakage") for d in chains.values())
+    order = sorted(chains, key=lambda n: -(chains[n].get("miou") or -1.0))
+    head = ("<tr><th>refine chain</th><th>mIoU</th>"
+            + "".join(f"<th>{escape(c)} IoU</th>" for c in classes) + "<th>coverage</th>"
+            + "".join(f"<th>{escape(c)} context leakage</th>" for c in classes if leak) + "</tr>")
+    rows = []
+    for rank, name in enumerate(order):
+        d = chains[name]
+        per = d["per_class"]
+        mark = " ◀ these masks" if this is not None and name == this else ""
+        cells = ([f'<td class="name">{escape(name)}{mark}</td>', f"<td>{_fmt(d.get('miou'))}</td>"]
+                 + [f"<td>{_fmt(per.get(c, {}).get('iou'))}</td>" for c in classes]
+                 + [f"<td>{_fmt(d.get('coverage'))}</td>"]
+                 + [f"<td>{_fmt((d.get('context_leakage') or {}).get(c))}</td>"
+                    for c in classes if leak])
+        cls = ' class="best"' if rank == 0 else (' class="this"' if mark else "")
+        rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    note = ("<p class=\"note\">Best mIoU first (bold). Context leakage: the share of context "
+            "pixels (e.g. chimneys) labelled as the class; lower is better.</p>" if leak else
+            "<p class=\"note\">Best mIoU first (bold).</p>")
+    return f"<table>{head}{''.join(rows)}</table>{note}"
+
+
+def _summary_table(metrics: dict[str, Any], classes: Sequence[str],
+                   leakage: Mapping[str, float]) -> str:
+    leak = bool(leakage)
     rows = "".join(
-        f"<tr><td>{escape(c)}</td><td>{metrics['iou'][i]:.3f}</td>"
-        f"<td>{metrics['precision'][i]:.3f}</td><td>{metrics['recall'][i]:.3f}</td></tr>"
+        f"<tr><td class=\"name\">{escape(c)}</td><td>{_fmt(metrics['iou'][i])}</td>"
+        f"<td>{_fmt(metrics['precision'][i])}</td><td>{_fmt(metrics['recall'][i])}</td>"
+        + (f"<td>{_fmt(leakage.get(c)) if i else ''}</td>" if leak else "") + "</tr>"
         for i, c in enumerate(classes))
-    return (f"<p><b>mIoU {metrics['miou']:.4f}</b> · coverage {metrics.get('coverage', 1.0):.3f}"
-            f"</p><table><tr><th>class</th><th>IoU</th><th>precision</th><th>recall</th></tr>"
-            f"{rows}</table>")
+    return ("<table><tr><th>class</th><th>IoU</th><th>precision</th><th>recall</th>"
+            + ("<th>context leakage</th>" if leak else "") + f"</tr>{rows}</table>")
+
+
+def _legend(classes: Sequence[str]) -> str:
+    """The CAM colour bar and the overlay colours of the classes (and of ignored pixels)."""
+    bar = colour_bar([tuple(int(v) for v in c) for c in CAM_ANCHORS],
+                     title="CAM: each class divided by its maximum; the image's classes' max")
+    swatches = "".join(
+        f'<span class="sw"><i style="background:rgb{overlay_colour(i)};'
+        f'outline:1px solid #000;border:1px solid #fff"></i>{escape(c)}</span>'
+        for i, c in enumerate(classes) if i > 0)
+    swatches += ('<span class="sw"><i style="background:repeating-linear-gradient(45deg,#c8c8c8 '
+                 '0 3px,transparent 3px 6px)"></i>ignored (255)</span>')
+    return f'<div class="legend">{bar}<div>masks: {swatches}</div></div>'
 
 
 def run(
@@ -91,43 +233,69 @@ def run(
     run_dir: str | Path | None = None,
     images: str | Path | None = None,
     curves: str | Path | None = None,
+    chains: str | Path | None = None,
 ) -> Path:
-    """Write the HTML report to ``out``; returns its path."""
+    """Write the HTML report to ``out``; returns its path.
+
+    ``chains``: a JSON of chain scores (module docstring); without it, the mask folders in
+    MASKS/../compare are scored when there is ground truth.
+    """
     out = Path(out)
     if masks is None and run_dir is None and cams is None:
         raise BadInputError("nothing to report", fix="give a mask folder, --cams or --run")
-    sections: list[str] = []
     dataset = None
     image_root = images or gt
     if gt is not None:
         dataset = load_dataset(gt, config.split, require_labels=False)
         if not dataset.has_gt:
-            raise BadInputError("the ground-truth root has no SegmentationClass/ masks", path=gt)
+            raise BadInputError("the ground-truth root has no SegmentationClass/ masks", path=gt,
+                                fix="put them in ROOT/SegmentationClass/<id>.png")
     elif image_root is not None:
         dataset = load_dataset(image_root, config.split, require_labels=False)
     classes = ["background", *dataset.classes] if dataset is not None else []
+    glance: list[str] = []
+    top: list[str] = []  # chains and scores
+    sections: list[str] = []  # after the gallery
 
-    # training curves
-    if run_dir is not None:
-        metrics_file = Path(run_dir) / "metrics.json"
-        if metrics_file.is_file():
-            rows = json.loads(metrics_file.read_text())
-            rows = rows.get("epochs", rows) if isinstance(rows, dict) else rows
-            charts = []
-            numeric = sorted({k for r in rows for k, v in r.items()
-                              if isinstance(v, (int, float)) and k != "epoch"})
-            for group in ("loss", "map", "f1"):
-                keys = [k for k in numeric if group in k.lower()]
-                if keys:
-                    charts.append(line_chart(
-                        {k: [(r.get("epoch", i), float(r[k])) for i, r in enumerate(rows) if k in r]
-                         for k in keys}, title=group, xlabel="epoch"))
-            sections.append("<h2>Training</h2>" + "".join(charts))
-        else:
-            log.info("no metrics.json in %s: no training curves", run_dir)
-
-    # scores
+    # scores: these masks, then the chains beside them
     per_image: dict[str, float] = {}
+    this = chain_name(masks) if masks is not None else None
+    if this:
+        glance.append(f"masks: <b>{escape(this)}</b>")
+    table: dict[str, dict] = load_chains(chains) if chains is not None else {}
+    if masks is not None:
+        mask_dir = Path(masks)
+        if not mask_dir.is_dir():
+            raise BadInputError("mask folder does not exist", path=mask_dir,
+                                fix="give the MASK_DIR that pseudolabel refine wrote")
+        if dataset is not None and dataset.has_gt:
+            from pseudolabel.evaluate.stage import EvaluateConfig, evaluate
+
+            result = evaluate(mask_dir, dataset,
+                              EvaluateConfig(worst=max(len(dataset), 1), allow_missing=True))
+            per_image = dict(result.worst)  # foreground IoU of every image with something to find
+            metrics = result.metrics
+            glance.append(f"{metrics['images']} images scored · mIoU <b>{_fmt(metrics['miou'])}"
+                          f"</b> · coverage {_fmt(metrics['coverage'])}")
+            top.append("<h2>Scores</h2>" + _summary_table(metrics, classes, result.leakage)
+                       + bar_chart(classes, [float(v) for v in metrics["iou"]],
+                                   title="IoU per class"))
+            if chains is None:
+                beside = _chains_beside(mask_dir, dataset)
+                if beside:
+                    table = {this or mask_dir.name: result.to_dict(), **beside}
+        else:
+            for p in sorted(mask_dir.rglob("*.png")):
+                if p.name.startswith(".") or p.parent.name == "scores":
+                    continue
+                m = read_mask(p)
+                per_image[p.relative_to(mask_dir).with_suffix("").as_posix()] = -float(
+                    (m == IGNORE).mean())
+    if table:
+        best = max(table, key=lambda n: table[n].get("miou") or -1.0)
+        glance.append(f"best chain: <b>{escape(best)}</b> (mIoU {_fmt(table[best].get('miou'))})")
+        top.insert(0, "<h2>Refine chains</h2>" + _chain_table(table, this))
+
     store = None
     if cams is not None:
         from pseudolabel.store import CamStore
@@ -135,42 +303,27 @@ def run(
 
         store = CamStore.open(cams)
     key = resolve_key(store.keys, config.key, path=cams) if store is not None else config.key
-    if masks is not None:
-        mask_dir = Path(masks)
-        if not mask_dir.is_dir():
-            raise BadInputError("mask folder does not exist", path=mask_dir)
-        if dataset is not None and dataset.has_gt:
-            from pseudolabel.evaluate import ConfusionAccumulator, foreground_iou
+    try:
+        gallery = _gallery(config, per_image, store, key, dataset, masks, classes)
+        if store is not None and dataset is not None and dataset.has_gt and key is not None:
+            curve = _threshold_curve(store, dataset, key, config)
+            best_t, best_m = max(curve["mIoU"], key=lambda p: (p[1] if p[1] == p[1] else -1))
+            sections.append(
+                f"<h2>Threshold</h2><p>Plain CAM argmax with background threshold t on "
+                f"{escape(key)}: best mIoU {best_m:.3f} at t = {best_t} (an oracle: it uses the "
+                f"ground truth).</p>" + line_chart(curve, title="mIoU against t", xlabel="t"))
+    finally:
+        if store is not None:
+            store.close()
 
-            acc = ConfusionAccumulator(len(classes))
-            for sample in progress(dataset.samples, desc="scoring masks"):
-                path = output_path(mask_dir, sample.id, ".png")
-                gt_mask = dataset.read_gt(sample)
-                if not path.is_file() or gt_mask is None:
-                    continue
-                iou = foreground_iou(acc.update(read_mask(path), gt_mask))
-                per_image[sample.id] = 1.0 if iou != iou else iou  # nothing to find, nothing found
-            if not per_image:
-                raise BadInputError("no mask in the folder matches an image of the data set",
-                                    path=mask_dir, fix="check --gt and --split")
-            metrics = acc.compute()
-            sections.insert(0, "<h2>Scores</h2>" + _summary_table(metrics, classes) + bar_chart(
-                classes, [float(v) for v in metrics["iou"]], title="IoU per class"))
+    if run_dir is not None:
+        metrics_file = Path(run_dir) / "metrics.json"
+        if metrics_file.is_file():
+            rows = json.loads(metrics_file.read_text())
+            rows = rows.get("epochs", rows) if isinstance(rows, dict) else rows
+            sections.insert(0, "<h2>Training</h2>" + "".join(training_charts(rows)))
         else:
-            for p in sorted(mask_dir.rglob("*.png")):
-                if p.name.startswith("."):
-                    continue
-                m = read_mask(p)
-                per_image[p.relative_to(mask_dir).with_suffix("").as_posix()] = -float(
-                    (m == IGNORE).mean())
-
-    if store is not None and dataset is not None and dataset.has_gt and key is not None:
-        curve = _threshold_curve(store, dataset, key, config)
-        best_t, best = max(curve["mIoU"], key=lambda p: (p[1] if p[1] == p[1] else -1))
-        sections.append(f"<h2>Threshold</h2><p>Plain CAM argmax with background threshold t on "
-                        f"{escape(key)}: best mIoU {best:.3f} at t = {best_t} (an oracle: it "
-                        f"uses the ground truth).</p>"
-                        + line_chart(curve, title="mIoU against t", xlabel="t"))
+            log.info("no metrics.json in %s: no training curves", run_dir)
     if curves is not None:
         data = json.loads(Path(curves).read_text())
         for name, spec in data.items():
@@ -178,63 +331,89 @@ def run(
                 {k: [tuple(p) for p in v] for k, v in spec["series"].items()},
                 title=name, xlabel=spec.get("x", ""), log_x=spec.get("scale") == "log"))
 
-    # gallery, worst first
-    if per_image or store is not None:
-        order = sorted(per_image, key=lambda i: per_image[i]) if per_image else store.ids()
-        by_id = dataset.by_id() if dataset is not None else {}
-        cells = []
-        for image_id in progress(order[: config.gallery], desc="gallery"):
-            sample = by_id.get(image_id)
-            if sample is None:
-                continue
-            image = load_image(sample.image)
-            row = [("image", image)]
-            if store is not None and image_id in store and key is not None:
-                rec = store.read(image_id)
-                cam = rec.cams[key].max(0) if len(rec.class_indices) else np.zeros((2, 2))
-                row.append((f"CAM {key}", heatmap_overlay(image, cam)))
-            if masks is not None:
-                path = output_path(masks, image_id, ".png")
-                if path.is_file():
-                    row.append(("mask", mask_overlay(image, read_mask(path))))
-            gt_mask = dataset.read_gt(sample) if dataset is not None and dataset.has_gt else None
-            if gt_mask is not None:
-                row.append(("ground truth", mask_overlay(image, gt_mask)))
-            score = per_image.get(image_id)
-            caption = escape(image_id) + (
-                "" if score is None else (f" · IoU {score:.3f}" if score >= 0 else
-                                          f" · ignored {-score:.1%}"))
-            if sample.labels:
-                caption += " · " + escape(" ".join(dataset.classes[i] for i in sample.labels))
-            figs = "".join(f'<figure><img src="{data_uri(thumbnail(a, config.thumb))}" '
-                           f'alt="{escape(n)}"><figcaption>{escape(n)}</figcaption></figure>'
-                           for n, a in row)
-            cells.append(f'<div class="row"><div class="cap">{caption}</div>{figs}</div>')
-        what = "worst IoU first" if any(v >= 0 for v in per_image.values()) else \
-            "most ignored pixels first"
-        sections.append(f"<h2>Gallery ({what})</h2>" + "".join(cells))
-    if store is not None:
-        store.close()
-
-    page = _PAGE.format(title=escape(config.title), body="\n".join(sections),
+    body = "\n".join([f'<p class="glance">{" · ".join(glance)}</p>' if glance else "",
+                      *top, gallery, *sections])
+    page = _PAGE.format(title=escape(config.title), body=body,
                         config=escape(json.dumps(to_dict(config))))
     with atomic_write(out, "w", encoding="utf-8") as fh:
         fh.write(page)
     save_config({"report": to_dict(config), "masks": masks, "gt": gt, "cams": cams,
-                 "run": run_dir}, out.with_suffix(".yaml"))
+                 "run": run_dir, "chains": chains}, out.with_suffix(".yaml"))
     return out
+
+
+def _gallery(config: ReportConfig, per_image: Mapping[str, float], store: Any, key: str | None,
+             dataset: Any, masks: str | Path | None, classes: Sequence[str]) -> str:
+    """The worst and the best images in two columns (one column of store ids without masks)."""
+    if not per_image and store is None:
+        return ""
+    by_id = dataset.by_id() if dataset is not None else {}
+    scored = any(v >= 0 for v in per_image.values())
+    if per_image:
+        order = sorted(per_image, key=lambda i: (per_image[i], i))  # worst first
+        n = min(len(order), config.gallery)
+        worst = order[: (n + 1) // 2]
+        best = [i for i in reversed(order) if i not in set(worst)][: n - len(worst)]
+        titles = (("worst: lowest foreground IoU", "best: highest foreground IoU") if scored
+                  else ("most ignored pixels", "fewest ignored pixels"))
+        columns = [(titles[0], worst), (titles[1], best)]
+    else:
+        columns = [("images", store.ids()[: config.gallery])]
+
+    def row(image_id: str) -> str:
+        sample = by_id.get(image_id)
+        if sample is None:
+            return ""
+        image = thumbnail(load_image(sample.image), config.thumb)
+        figs = [("image", image)]
+        if store is not None and image_id in store and key is not None:
+            rec = store.read(image_id)
+            cam = rec.cams[key].max(0) if len(rec.class_indices) else np.zeros((2, 2))
+            figs.append((f"CAM {key}", heatmap_overlay(image, cam)))
+        if masks is not None:
+            path = output_path(masks, image_id, ".png")
+            if path.is_file():
+                figs.append(("mask", mask_overlay(image, read_mask(path))))
+        gt_mask = dataset.read_gt(sample) if dataset is not None and dataset.has_gt else None
+        if gt_mask is not None:
+            figs.append(("ground truth", mask_overlay(image, gt_mask)))
+        score = per_image.get(image_id)
+        caption = escape(image_id) + (
+            "" if score is None else (f" · IoU {score:.3f}" if score >= 0 else
+                                      f" · ignored {-score:.1%}"))
+        if sample.labels:
+            caption += " · " + escape(" ".join(dataset.classes[i] for i in sample.labels))
+        cells = "".join(f'<figure><img src="{data_uri(a)}" alt="{escape(n)}"><figcaption>'
+                        f'{escape(n)}</figcaption></figure>' for n, a in figs)
+        return f'<div class="row"><div class="cap">{caption}</div>{cells}</div>'
+
+    html = []
+    for title, ids in columns:
+        rows = "".join(row(i) for i in progress(ids, desc="gallery"))
+        html.append(f'<div class="side"><h3>{escape(title)}</h3>{rows}</div>')
+    legend = _legend(classes) if classes else ""
+    return f'<h2>Gallery</h2>{legend}<div class="sides">{"".join(html)}</div>'
 
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
-h1 {{ font-size: 22px; }} h2 {{ font-size: 18px; margin-top: 28px; }}
+h1 {{ font-size: 22px; margin-bottom: 4px; }} h2 {{ font-size: 18px; margin-top: 26px; }}
+h3 {{ font-size: 15px; margin: 4px 0; }}
+.glance {{ font-size: 15px; background: #f3f6fa; padding: 8px 12px; border-radius: 6px; }}
 table {{ border-collapse: collapse; margin: 8px 0; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 10px; text-align: right; }}
-.row {{ display: flex; flex-wrap: wrap; align-items: flex-start; gap: 6px; margin: 10px 0;
-        border-top: 1px solid #eee; padding-top: 6px; }}
-.cap {{ width: 100%; font-size: 13px; }}
+td.name {{ text-align: left; }} tr.best td {{ font-weight: bold; }}
+tr.this td {{ background: #fff8dc; }} .note {{ font-size: 12px; color: #555; }}
+.legend {{ display: flex; flex-wrap: wrap; gap: 24px; align-items: center; font-size: 12px; }}
+.sw {{ margin-right: 12px; }} .sw i {{ display: inline-block; width: 14px; height: 14px;
+        vertical-align: middle; margin-right: 4px; }}
+.sides {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr));
+          gap: 18px; }}
+.row {{ display: flex; flex-wrap: wrap; align-items: flex-start; gap: 4px; margin: 8px 0;
+        border-top: 1px solid #eee; padding-top: 4px; }}
+.cap {{ width: 100%; font-size: 12px; }}
 figure {{ margin: 0; }} figcaption {{ font-size: 11px; color: #555; }}
 img {{ image-rendering: auto; display: block; }}
 </style></head>
@@ -243,5 +422,3 @@ img {{ image-rendering: auto; display: block; }}
 <details><summary>configuration</summary><pre>{config}</pre></details>
 </body></html>
 """
-
-
