@@ -98,6 +98,10 @@ def output_path(out_dir: str | os.PathLike, image_id: str, suffix: str) -> Path:
     return path
 
 
+class OutputBusyError(BadInputError):
+    """Another run holds the lock of this output (see :class:`RunLock`)."""
+
+
 class RunLock:
     """An exclusive lock on an output, so that two runs never write the same output at once.
 
@@ -135,7 +139,7 @@ class RunLock:
             except BlockingIOError:
                 owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
                 os.close(fd)
-                raise BadInputError(
+                raise OutputBusyError(
                     f"another run (pid {owner}) is writing this output", path=self.target,
                     fix="wait for it to finish or choose another output") from None
             except BaseException:

@@ -18,8 +18,9 @@ config and calls it. Around its work a stage claims its output with :func:`claim
 * a run that fails before writing any output leaves nothing claimed: its record is removed (and
   the folder, when this run made it), so the corrected rerun is not refused.
 
-:func:`resolve_device` is the one device resolution; :func:`os_error` turns an ``OSError`` into
-the one-line error the CLI prints (permission denied, read-only file system, disk full, ...).
+:func:`os_error` turns an ``OSError`` into the one-line error the CLI prints (permission
+denied, read-only file system, disk full, ...). Devices resolve in one place too:
+:func:`pseudolabel.ops.resolve_device`.
 """
 
 from __future__ import annotations
@@ -33,13 +34,10 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import TMP_PREFIX, RunLock
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -143,36 +141,6 @@ def remove_temp_files(path: Path) -> int:
                 p.unlink()
             count += 1
     return count
-
-
-# ------------------------------------------------------------------------------ devices
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` under torchrun -> cuda:LOCAL_RANK.
-
-    A name torch does not know, or CUDA asked for where there is none, is a
-    :class:`BadInputError` naming the option.
-    """
-    import torch
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError, TypeError):
-        raise BadInputError(f"--device {name!r} is not a device",
-                            fix="use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BadInputError(f"--device {name} but no CUDA device is available",
-                                fix="use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        elif device.index >= torch.cuda.device_count():
-            raise BadInputError(f"--device {name}: only {torch.cuda.device_count()} CUDA "
-                                "device(s) here", fix="use cuda:0 .. cuda:N-1, or cpu")
-    elif device.type not in ("cpu", "mps", "xpu"):
-        raise BadInputError(f"--device {name!r} is not supported", fix="use cpu, cuda or cuda:N")
-    return device
 
 
 # ------------------------------------------------------------------------------ compatibility

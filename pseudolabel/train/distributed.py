@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from pseudolabel.errors import BadInputError
+from pseudolabel.ops import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +40,6 @@ class DistInfo:
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """"auto" -> cuda when available, else cpu; "cuda" under torchrun -> cuda:LOCAL_RANK."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise BadInputError(f"unknown device {name!r}", fix="use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BadInputError("--device cuda but no CUDA device is available",
-                                fix="use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    return device
 
 
 @contextlib.contextmanager

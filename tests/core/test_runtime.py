@@ -21,7 +21,6 @@ from pseudolabel.runtime import (
     claim_output,
     differences,
     os_error,
-    resolve_device,
     resolve_output,
 )
 from pseudolabel.store import CamRecord, StoreHeader, write_store
@@ -173,18 +172,6 @@ def test_disk_full_in_a_stage_is_one_error_naming_the_file(tmp_path: Path, monke
     with pytest.raises(BadInputError, match="no space left") as info:
         refine(RefineConfig(), store, tmp_path / "masks")
     assert info.value.path == (tmp_path / "masks").resolve()
-
-
-# ------------------------------------------------------------------------------ devices
-@pytest.mark.parametrize("name", ["gpu", "cuda:x", "", "tpu:0"])
-def test_a_bad_device_is_bad_input(name: str) -> None:
-    with pytest.raises(BadInputError, match="device"):
-        resolve_device(name)
-
-
-def test_devices_resolve() -> None:
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type in ("cpu", "cuda")
 
 
 # ------------------------------------------------------------------------------ the claim
