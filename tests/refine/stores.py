@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from pseudolabel.store import CamRecord, StoreHeader, write_store
 
@@ -31,3 +32,19 @@ def write_cam_store(path: Path, classes: Sequence[str], records: Sequence[Mappin
                              {k: np.asarray(v, np.float32) for k, v in r["cams"].items()}))
     path.unlink(missing_ok=True)
     return write_store(path, header, out)
+
+
+def write_store_and_images(folder: Path, classes: Sequence[str], records: Sequence[Mapping],
+                           seed: int = 1) -> dict:
+    """FOLDER/cams.h5 and FOLDER/root/JPEGImages/<id>.png (random RGB at each record's size).
+
+    Returns {"store", "root", "records", "tmp": folder}.
+    """
+    store = write_cam_store(folder / "cams.h5", classes, records)
+    root = folder / "root"
+    rng = np.random.default_rng(seed)
+    for r in records:
+        path = root / "JPEGImages" / (r["id"] + ".png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (*r["image_size"], 3), dtype=np.uint8)).save(path)
+    return {"store": store, "root": root, "records": list(records), "tmp": folder}

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from pseudolabel.data.masks import read_mask
 from pseudolabel.errors import BadInputError
@@ -22,7 +21,7 @@ from pseudolabel.refine.api import (
     score,
 )
 from pseudolabel.refine.stage import RefineConfig, run
-from refine.stores import write_cam_store
+from refine.stores import write_cam_store, write_store_and_images
 
 CLASSES = ("smoke", "cloud")
 
@@ -47,15 +46,7 @@ def _records(n: int = 6, keys: tuple[str, ...] = ("student/features", "teacher/f
 
 @pytest.fixture
 def data(tmp_path: Path) -> dict:
-    records = _records()
-    store = write_cam_store(tmp_path / "cams.h5", CLASSES, records)
-    root = tmp_path / "root"
-    (root / "JPEGImages").mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    for r in records:
-        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(
-            root / "JPEGImages" / f"{r['id']}.png")
-    return {"store": store, "root": root, "records": records, "tmp": tmp_path}
+    return write_store_and_images(tmp_path, CLASSES, _records())
 
 
 def test_states_are_the_records_initial_states(data: dict) -> None:

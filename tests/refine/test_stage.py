@@ -22,7 +22,7 @@ from pseudolabel.errors import BadInputError
 from pseudolabel.io import RunLock
 from pseudolabel.refine import REFINERS, Refiner, create_chain, initial_state, to_mask
 from pseudolabel.refine.stage import RefineConfig, run
-from refine.stores import write_cam_store
+from refine.stores import write_cam_store, write_store_and_images
 
 from cli_helpers import assert_one_line_error
 
@@ -56,15 +56,7 @@ def _records(n: int = 9, seed: int = 0) -> list[dict]:
 @pytest.fixture
 def data(tmp_path: Path) -> dict:
     """A CAM store and the matching image root."""
-    records = _records()
-    store = write_cam_store(tmp_path / "cams.h5", CLASSES, records)
-    root = tmp_path / "root"
-    rng = np.random.default_rng(1)
-    for r in records:
-        path = root / "JPEGImages" / (r["id"] + ".png")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (*r["image_size"], 3), dtype=np.uint8)).save(path)
-    return {"store": store, "root": root, "records": records, "tmp": tmp_path}
+    return write_store_and_images(tmp_path, CLASSES, _records())
 
 
 def _expected(records: list[dict], specs: list[str], key: str = "student/features",
