@@ -1,11 +1,16 @@
-"""Multi-scale and flip CAMs, merged per layer on the layer's own grid.
+"""Multi-scale and flip CAMs, merged per layer on one output grid.
 
 For every scale ``s`` the batch is resized to ``round(s·H) × round(s·W)`` (for a ViT, rounded
 to whole patches); with ``flip`` the
 mirrored copy rides in the same forward pass. Each view's raw CAM (B, K, h_s, w_s) is flipped
-back, resized (bilinear) to the layer's grid at scale 1, ``ceil(H / stride) × ceil(W / stride)``,
-and summed over views; then ReLU and each class map divided by its maximum (a map that is zero
-everywhere stays zero). One forward pass per scale serves every layer and every class.
+back, resized (bilinear) to the output grid ``ceil(H / stride) × ceil(W / stride)``, and summed
+over views; then ReLU and each class map divided by its maximum (a map that is zero everywhere
+stays zero). One forward pass per scale serves every layer and every class.
+
+The output stride of a layer (:func:`cam_stride`) is its own stride (``grid="layer"``: the
+grid of the scale-1 view) or the finest view's (``grid="finest"``: the stride divided by the
+largest scale, so that the detail of the scale-2 view of a stride-32 CNN survives on a
+stride-16 grid).
 """
 
 from __future__ import annotations
@@ -35,6 +40,22 @@ def view_size(model: Classifier, size: tuple[int, int], scale: float) -> tuple[i
     return h, w
 
 
+GRIDS = ("layer", "finest")
+
+
+def cam_stride(reduction: int, scales: Sequence[float], grid: str = "layer") -> int:
+    """The stride of the stored CAMs of a layer of stride ``reduction``.
+
+    ``grid="layer"``: ``reduction`` (the scale-1 view's grid); ``grid="finest"``: the finest
+    view's, ``reduction / max(scales)`` rounded, at least 1 (never coarser than the layer's).
+    """
+    if grid == "layer":
+        return reduction
+    if grid == "finest":
+        return max(1, min(reduction, round(reduction / max(scales))))
+    raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
+
+
 def layer_grid(size: tuple[int, int], stride: int) -> tuple[int, int]:
     """The grid of a layer of stride ``stride`` on an (H, W) image: ``ceil(H/s), ceil(W/s)``."""
     return math.ceil(size[0] / stride), math.ceil(size[1] / stride)
@@ -60,7 +81,8 @@ def multiscale_cams(
 
     Args:
         x: (B, 3, H, W) float RGB in [0, 1].
-        strides: layer -> stride (``model.layer_info(layer).reduction``).
+        strides: layer -> output stride (:func:`cam_stride` of the layer's
+            ``model.layer_info(layer).reduction``).
     Returns:
         probs (B, K): sigmoid of the logits, averaged over every view;
         {layer: (B, K, ceil(H/stride), ceil(W/stride)) float32 in [0, 1]}.

@@ -1,4 +1,5 @@
-"""Losses: alignment (knowledge transfer on feature maps), output distillation, class balance.
+"""Losses: alignment (knowledge transfer on feature maps), output distillation, negatives' CAMs,
+class balance.
 
 Alignment losses live in :data:`ALIGN_LOSSES`; other packages add their own through the
 ``pseudolabel.align_losses`` entry-point group. Each takes the source map ``s`` (B, C, H, W)
@@ -127,6 +128,23 @@ def cam_distillation(student_cam: torch.Tensor, teacher_cam: torch.Tensor,
     per_map = (source - target).pow(2).mean(dim=(2, 3))  # (B, K)
     weight = labels.float()
     return (per_map * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def negative_cam_loss(cam: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor
+                      ) -> torch.Tensor:
+    """BCE towards 0 of the max-pooled logit of every absent class: a class's CAM must stay low
+    everywhere on an image without it (the context a classifier fires on, e.g. chimneys on
+    smoke-free tiles), not only on average as the pooled logit asks.
+
+    cam: (B, K, h, w) raw CAMs of layer "features" (no bias); logits: (B, K), which equal
+    ``cam.mean((2, 3)) + bias``, so ``logits + cam.amax - cam.mean`` is the max-pooled logit
+    with the bias; labels: (B, K) multi-hot. Mean over the absent (image, class) pairs; 0 when
+    every class is present.
+    """
+    cam = cam.float()
+    pooled = logits.float() + cam.amax(dim=(2, 3)) - cam.mean(dim=(2, 3))
+    absent = (labels < 0.5).float()
+    return (F.softplus(pooled) * absent).sum() / absent.sum().clamp(min=1.0)
 
 
 def positive_weights(targets: np.ndarray, max_weight: float = 50.0) -> torch.Tensor:

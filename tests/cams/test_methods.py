@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pseudolabel.cams.methods import CAM_METHODS, capture_outputs, get_method
-from pseudolabel.cams.multiscale import multiscale_cams, normalize_max
+from pseudolabel.cams.multiscale import cam_stride, multiscale_cams, normalize_max
 from pseudolabel.errors import BadInputError
 from pseudolabel.models import create_classifier
 
@@ -168,6 +168,26 @@ def test_multiscale_flip_matches_view_by_view(name: str) -> None:
                 x, scale_factor=s, mode="bilinear", antialias=s < 1), ) for v in (v, v.flip(-1))]
     torch.testing.assert_close(probs, torch.stack([torch.sigmoid(v) for v in views]).mean(0),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_finest_grid_keeps_the_largest_view_and_matches_view_by_view() -> None:
+    """grid="finest": a stride-32 CNN with views at 1 and 2 is stored at stride 16."""
+    model = tiny("test_resnet")
+    stride = model.layer_info("features").reduction
+    assert cam_stride(stride, (1.0, 2.0), "layer") == stride
+    assert cam_stride(stride, (1.0, 2.0), "finest") == stride // 2
+    assert cam_stride(stride, (0.5, 1.0), "finest") == stride  # never coarser than the layer
+    assert cam_stride(4, (1.0, 16.0), "finest") == 1
+    with pytest.raises(ValueError, match="grid"):
+        cam_stride(stride, (1.0,), "fine")
+    x = torch.rand(2, 3, 64, 96)
+    fine = cam_stride(stride, (1.0, 2.0), "finest")
+    with torch.no_grad():
+        _, cams = multiscale_cams(get_method("cam"), model, x, ["features"],
+                                  {"features": fine}, [1.0, 2.0], flip=True)
+    assert cams["features"].shape[-2:] == (64 // fine, 96 // fine)
+    ref = naive_multiscale(model, x, [1.0, 2.0], True, fine)
+    torch.testing.assert_close(cams["features"], ref, rtol=1e-4, atol=1e-5)
 
 
 def test_vit_views_of_any_size() -> None:

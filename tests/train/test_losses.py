@@ -15,6 +15,7 @@ from pseudolabel.train.losses import (
     ALIGN_LOSSES,
     cam_distillation,
     logit_distillation,
+    negative_cam_loss,
     positive_weights,
 )
 from pseudolabel.train.metrics import classification_metrics
@@ -117,6 +118,24 @@ def test_cam_distillation_matches_naive_and_ignores_unlabelled_classes() -> None
     # a teacher on a coarser grid is resized to the student's
     coarse = cam_distillation(s, t[:, :, ::2, ::2], labels)
     assert torch.isfinite(coarse)
+
+
+def test_negative_cam_loss_is_softplus_of_max_pooled_logit_of_absent_classes() -> None:
+    gen = torch.Generator().manual_seed(0)
+    cam = torch.randn(3, 2, 4, 5, generator=gen)
+    bias = torch.tensor([0.3, -0.7])
+    logits = cam.mean((2, 3)) + bias
+    labels = torch.tensor([[1, 0], [0, 0], [1, 1]])
+    terms = [math.log1p(math.exp(float(cam[b, k].max() + bias[k])))
+             for b in range(3) for k in range(2) if not labels[b, k]]
+    got = negative_cam_loss(cam, logits, labels)
+    assert float(got) == pytest.approx(sum(terms) / len(terms), rel=1e-5)
+    assert float(negative_cam_loss(cam, logits, torch.ones(3, 2))) == 0.0
+    # the gradient reaches the bias through the logits and only the peak of each absent map
+    cam.requires_grad_(True)
+    negative_cam_loss(cam, cam.mean((2, 3)) + bias, labels).backward()
+    assert cam.grad is not None and float(cam.grad[2].abs().sum()) == 0.0
+    assert int((cam.grad[1, 0] != 0).sum()) == 1
 
 
 def test_positive_weights_are_negatives_over_positives() -> None:
