@@ -164,3 +164,29 @@ def test_ground_truth_and_score_of_a_chain(data: dict) -> None:
     got = score(masks, gts.values(), 3)
     np.testing.assert_array_equal(got["confusion"], want["confusion"])
     assert got["confusion"].sum() == 4 * 24 * 32
+
+
+def test_scores_equal_the_refine_and_evaluate_stages(data: dict) -> None:
+    """The in-memory path (refine_states -> score) gives the metrics of the CLI path (refine
+    stage PNGs -> evaluate stage): benchmarks need not run the stages to match them."""
+    from pseudolabel.data.masks import write_mask
+    from pseudolabel.evaluate.stage import EvaluateConfig
+    from pseudolabel.evaluate.stage import run as evaluate
+
+    root = data["root"]
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    rng = np.random.default_rng(3)
+    for r in data["records"]:
+        truth = np.zeros((24, 32), np.uint8)
+        truth[: rng.integers(8, 16), : rng.integers(10, 20)] = 1 + rng.integers(0, 2)
+        truth[0, :4] = 255
+        write_mask(root / "SegmentationClass" / f"{r['id']}.png", truth)
+    chain = ("threshold:lo=0.3,hi=0.6", "crf")  # ignored pixels and an image refiner
+    gts = read_ground_truth(root)
+    states = iter_states(data["store"], ids=list(gts), images=root)
+    mine = score([to_mask(s) for s in refine_states(chain, states)], gts.values(), 3)
+    masks = run(RefineConfig(refiners=chain), data["store"], data["tmp"] / "masks", root)
+    theirs = evaluate(EvaluateConfig(), masks, root).metrics
+    assert mine["miou"] == pytest.approx(theirs["miou"], abs=1e-12)
+    assert mine["coverage"] == pytest.approx(theirs["coverage"], abs=1e-12)
+    assert 0.0 < mine["coverage"] < 1.0 and mine["miou"] > 0.0
