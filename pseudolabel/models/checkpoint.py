@@ -62,14 +62,59 @@ def read_tagged(
     return payload
 
 
+def json_field(payload: dict, key: str, path: str | os.PathLike, *, what: str, fix: str,
+               kind: type = dict, default: str | None = None) -> Any:
+    """``payload[key]``, a JSON text pseudolabel wrote, decoded and checked to be a ``kind``.
+
+    A missing field (without ``default``), a value that is not text, not JSON or not a ``kind``
+    is a :class:`BadInputError` naming the file: the file was damaged or not written by us.
+    """
+    text = payload.get(key, default)
+    try:
+        if not isinstance(text, str):
+            raise TypeError
+        value = json.loads(text)
+        if not isinstance(value, kind):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise BadInputError(f"{what} is damaged: its {key!r} field is not the JSON "
+                            f"{kind.__name__} pseudolabel writes", path=path, fix=fix) from None
+    return value
+
+
+CHECKPOINT_FIX = "use a student.pt / teacher.pt written by `pseudolabel train` (or train again)"
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """The raw checkpoint dict, loaded with ``weights_only=True``; clear errors for bad files."""
-    payload = read_tagged(path, FORMAT, what="pseudolabel classifier checkpoint",
-                          fix="give a student.pt / teacher.pt written by `pseudolabel train`",
-                          map_location=map_location)
-    if int(payload.get("version", 0)) > VERSION:
+    """The raw checkpoint dict, loaded with ``weights_only=True``; clear errors for bad files.
+
+    Every field is checked (``model_name`` a name, ``classes`` names, ``state_dict`` tensors by
+    name, ``meta`` a JSON object), so a damaged checkpoint is a :class:`BadInputError` naming
+    the file; ``meta`` comes back decoded.
+    """
+    what = "pseudolabel classifier checkpoint"
+    payload = read_tagged(path, FORMAT, what=what, fix=CHECKPOINT_FIX, map_location=map_location)
+    version = payload.get("version", 0)
+    if not isinstance(version, int):
+        raise BadInputError(f"{what} is damaged: version {version!r} is not a number", path=path,
+                            fix=CHECKPOINT_FIX)
+    if version > VERSION:
         raise BadInputError(f"checkpoint format version {payload['version']} is newer than this "
                             f"pseudolabel ({VERSION})", path=path, fix="upgrade pseudolabel")
+    name, classes, weights = (payload.get(k) for k in ("model_name", "classes", "state_dict"))
+    problem = None
+    if not isinstance(name, str) or not name:
+        problem = "model_name is not a model name"
+    elif not isinstance(classes, (list, tuple)) or not classes or not all(
+            isinstance(c, str) for c in classes):
+        problem = "classes is not a list of class names"
+    elif not isinstance(weights, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        problem = "state_dict is not a mapping of names to tensors"
+    if problem is not None:
+        raise BadInputError(f"{what} is damaged: {problem}", path=path, fix=CHECKPOINT_FIX)
+    payload["meta"] = json_field(payload, "meta", path, what=what, fix=CHECKPOINT_FIX,
+                                 default="{}")
     return payload
 
 
@@ -85,7 +130,7 @@ def load_checkpoint(
             f"checkpoint does not fit {payload['model_name']!r} (missing {len(missing)}, "
             f"unexpected {len(unexpected)} tensors)", path=path,
             fix="the timm version may differ from the one that wrote it")
-    meta = json.loads(payload.get("meta") or "{}")
+    meta = dict(payload["meta"])
     meta.update(model_name=payload["model_name"], classes=list(payload["classes"]), path=str(path))
     return model.to(map_location).eval(), meta
 

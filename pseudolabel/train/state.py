@@ -16,7 +16,7 @@ import torch
 
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_path
-from pseudolabel.models.checkpoint import read_tagged
+from pseudolabel.models.checkpoint import json_field, read_tagged
 
 FORMAT = "pseudolabel.train-state"
 VERSION = 1
@@ -68,8 +68,8 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise BadInputError("--resume but the run folder has no last.pt", path=path,
                             fix="start the run without --resume")
-    payload = read_tagged(path, FORMAT, what="pseudolabel training state",
-                          fix="start again with --overwrite")
-    payload["history"] = json.loads(payload["history"])
-    payload["config"] = json.loads(payload["config"])
+    what, fix = "pseudolabel training state", "start again with --overwrite"
+    payload = read_tagged(path, FORMAT, what=what, fix=fix)
+    payload["history"] = json_field(payload, "history", path, what=what, fix=fix, kind=list)
+    payload["config"] = json_field(payload, "config", path, what=what, fix=fix)
     return payload

@@ -1,0 +1,82 @@
+"""Files pseudolabel wrote, damaged: every one is a one-line error naming the file, never a
+traceback. Checkpoints with the right format tag but broken fields, a last.pt whose config is
+not JSON, a refine.source.json that is not JSON (the saved configs: tests/core/test_runtime.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from pseudolabel.errors import BadInputError
+from pseudolabel.models import create_classifier, load_checkpoint, save_checkpoint
+
+DAMAGES = {
+    "meta not JSON": {"meta": '{"role": "student", '},
+    "meta not text": {"meta": 5},
+    "meta a JSON list": {"meta": "[1, 2]"},
+    "no model_name": {"model_name": None},
+    "classes not a list": {"classes": "smoke"},
+    "classes empty": {"classes": []},
+    "state_dict not tensors": {"state_dict": {"w": [1.0, 2.0]}},
+    "version not a number": {"version": "one"},
+}
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    path = tmp_path_factory.mktemp("ckpt") / "student.pt"
+    save_checkpoint(path, create_classifier("test_resnet", ("smoke",)), role="student", epoch=1)
+    return torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_checkpoint_is_bad_input_naming_it(damage: str, good_checkpoint: dict,
+                                                     tmp_path: Path) -> None:
+    payload = dict(good_checkpoint)
+    for key, value in DAMAGES[damage].items():
+        if value is None:
+            del payload[key]
+        else:
+            payload[key] = value
+    path = tmp_path / "student.pt"
+    torch.save(payload, path)
+    with pytest.raises(BadInputError) as info:
+        load_checkpoint(path)
+    assert info.value.path == path and info.value.fix, info.value
+
+
+def test_the_good_checkpoint_still_loads(good_checkpoint: dict, tmp_path: Path) -> None:
+    path = tmp_path / "student.pt"
+    torch.save(good_checkpoint, path)
+    model, meta = load_checkpoint(path)
+    assert model.classes == ("smoke",) and meta["role"] == "student" and meta["epoch"] == 1
+
+
+def test_a_damaged_checkpoint_through_the_cli_is_one_line(good_checkpoint: dict, rel_root: Path,
+                                                          tmp_path: Path) -> None:
+    from harness import invoke
+
+    from cli_helpers import assert_one_line_error
+
+    path = tmp_path / "student.pt"
+    torch.save({**good_checkpoint, "meta": "not json"}, path)
+    result = invoke("make-cams", rel_root, "--model", path, "--out",
+                    tmp_path / "cams.h5", "--device", "cpu")
+    assert_one_line_error(result, "student.pt")
+
+
+@pytest.mark.parametrize(("field", "value"), [("config", "not json"), ("config", "[1]"),
+                                              ("history", '{"epoch": 1}'), ("history", 3)])
+def test_a_last_pt_with_damaged_json_fields_names_the_file(field: str, value: object,
+                                                          tmp_path: Path) -> None:
+    from pseudolabel.train.state import FORMAT, VERSION, load_state
+
+    path = tmp_path / "last.pt"
+    torch.save({"format": FORMAT, "version": VERSION, "history": "[]", "config": "{}",
+                field: value}, path)
+    with pytest.raises(BadInputError, match="damaged") as info:
+        load_state(path)
+    assert info.value.path == path and "--overwrite" in (info.value.fix or "")
