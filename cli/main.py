@@ -70,6 +70,14 @@ class LazyGroup(click.Group):
         except PseudolabelError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # permission denied, read-only, disk full, ...: the path and a fix
+            from pseudolabel.runtime import os_error
+
+            bad = os_error(exc)
+            if bad is None:
+                raise
+            click.echo(f"error: {bad.one_line()}", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -10,8 +10,8 @@ import errno
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+from tiny_stores import ramp_store
 
 from pseudolabel.errors import BadInputError
 from pseudolabel.refine.stage import RefineConfig
@@ -23,17 +23,6 @@ from pseudolabel.runtime import (
     os_error,
     resolve_output,
 )
-from pseudolabel.store import CamRecord, StoreHeader, write_store
-
-
-def _store(path: Path, ids: list[str], config: dict | None = None) -> Path:
-    """A one-class store: each record a 4x4 CAM ramp at stride 2 of an 8x8 image."""
-    header = StoreHeader(config or {"made": path.name}, ("smoke",), ("student",), ("features",),
-                         (1.0,), {"features": 2})
-    ramp = np.linspace(0, 1, 16, dtype=np.float32).reshape(1, 4, 4)
-    records = [CamRecord(i, (8, 8), np.ones(1, np.uint8), np.zeros(1, np.int64),
-                         np.full(1, 0.9, np.float32), {"student/features": ramp}) for i in ids]
-    return write_store(path, header, records)
 
 
 def _files(folder: Path) -> set[str]:
@@ -64,9 +53,9 @@ def test_every_resumable_stage_declares_what_may_change() -> None:
 # ------------------------------------------------------------------------------ refine
 def test_overwrite_with_another_store_leaves_only_the_new_masks(tmp_path: Path) -> None:
     out = tmp_path / "masks"
-    refine(RefineConfig(), _store(tmp_path / "a.h5", ["a0", "a1", "sub/a2"]), out)
+    refine(RefineConfig(), ramp_store(tmp_path / "a.h5", ["a0", "a1", "sub/a2"]), out)
     assert {"a0.png", "a1.png", "sub/a2.png"} <= _files(out)
-    b = _store(tmp_path / "b.h5", ["b0", "b1"])
+    b = ramp_store(tmp_path / "b.h5", ["b0", "b1"])
     with pytest.raises(BadInputError, match="another configuration"):
         refine(RefineConfig(), b, out)
     refine(RefineConfig(overwrite=True), b, out)
@@ -75,7 +64,7 @@ def test_overwrite_with_another_store_leaves_only_the_new_masks(tmp_path: Path) 
 
 
 def test_a_failed_start_leaves_nothing_claimed(tmp_path: Path, monkeypatch) -> None:
-    store = _store(tmp_path / "c.h5", ["x0", "x1"])
+    store = ramp_store(tmp_path / "c.h5", ["x0", "x1"])
     out = tmp_path / "masks"
 
     def fails(self, state):
@@ -92,7 +81,7 @@ def test_a_failed_start_leaves_nothing_claimed(tmp_path: Path, monkeypatch) -> N
 
 def test_a_record_without_outputs_does_not_block(tmp_path: Path) -> None:
     """A run killed before its first mask left only refine.yaml: another config may start."""
-    store = _store(tmp_path / "c.h5", ["x0"])
+    store = ramp_store(tmp_path / "c.h5", ["x0"])
     out = tmp_path / "masks"
     out.mkdir()
     (out / "refine.yaml").write_text("refiners: [threshold:t=0.9]\n")
@@ -103,7 +92,7 @@ def test_a_record_without_outputs_does_not_block(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", ["refine.yaml", "refine.source.json"])
 def test_a_damaged_record_names_its_file_and_does_not_block_overwrite(tmp_path: Path,
                                                                       damage: str) -> None:
-    store = _store(tmp_path / "c.h5", ["x0", "x1"])
+    store = ramp_store(tmp_path / "c.h5", ["x0", "x1"])
     out = refine(RefineConfig(), store, tmp_path / "masks")
     (out / damage).write_text("{not: [valid" if damage.endswith("yaml") else '{"cams_config": ')
     with pytest.raises(BadInputError, match="damaged") as info:
@@ -115,7 +104,7 @@ def test_a_damaged_record_names_its_file_and_does_not_block_overwrite(tmp_path: 
 
 
 def test_a_symlink_alias_is_the_same_output(tmp_path: Path) -> None:
-    store = _store(tmp_path / "c.h5", ["x0"])
+    store = ramp_store(tmp_path / "c.h5", ["x0"])
     real = refine(RefineConfig(refiners=("threshold:t=0.5",)), store, tmp_path / "W")
     (tmp_path / "Wlink").symlink_to(real)
     with pytest.raises(BadInputError, match="another configuration"):
@@ -163,7 +152,7 @@ def test_os_errors_a_user_can_fix_become_one_line(code: int, words: str) -> None
 def test_disk_full_in_a_stage_is_one_error_naming_the_file(tmp_path: Path, monkeypatch) -> None:
     import pseudolabel.io as io
 
-    store = _store(tmp_path / "c.h5", ["x0"])
+    store = ramp_store(tmp_path / "c.h5", ["x0"])
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(kwargs.get("dir", "?")))
