@@ -7,7 +7,6 @@ from collections.abc import Callable
 import numpy as np
 from torch import Tensor
 
-from pseudolabel.errors import BadInputError
 from pseudolabel.ops.convert import probabilities, uniform_where_ignored
 from pseudolabel.refine.base import RefineState
 
@@ -21,11 +20,9 @@ def refine_probabilities(state: RefineState, name: str,
     pixels enter as uniform (no evidence) and stay ignored unless ``fill_ignore``. The new
     scores are ``run``'s probabilities, background row first as before.
     """
-    if state.image is None:
-        raise BadInputError(f"{name}: no image for {state.image_id or 'this record'}",
-                            fix=f"{name} needs the images: give --images ROOT")
+    image = state.require_image(name)
     probs = uniform_where_ignored(probabilities(state.scores, clip), state.ignore)
-    q = run(state.image, probs)
+    q = run(image, probs)
     q = q.detach().cpu().numpy() if isinstance(q, Tensor) else np.asarray(q)
     ignore = np.zeros_like(state.ignore) if fill_ignore else state.ignore.copy()
     return state.replace(scores=np.ascontiguousarray(q, dtype=np.float32), ignore=ignore)

@@ -24,7 +24,7 @@ from pseudolabel.affinity.walk import (
     random_walk,
     transition_weights,
 )
-from pseudolabel.errors import BadInputError
+from pseudolabel.ops.convert import image_tensor
 from pseudolabel.ops.devices import check_device
 from pseudolabel.refine.base import Refiner, RefineState
 from pseudolabel.refine.registry import REFINERS
@@ -88,7 +88,7 @@ class Affinity(Refiner):
     def _links(self, image: np.ndarray) -> tuple[list[tuple[int, int]], torch.Tensor]:
         """Offsets and (n, h, w) affinities of the grid's links for an (H, W, 3) uint8 image."""
         p = self.params
-        x = torch.from_numpy(np.array(image)).to(p.device).permute(2, 0, 1).float()
+        x = image_tensor(image, p.device)
         with torch.no_grad():
             if p.model is None:
                 grid = (math_ceil(x.shape[1], p.stride), math_ceil(x.shape[2], p.stride))
@@ -98,9 +98,7 @@ class Affinity(Refiner):
 
     def refine(self, state: RefineState) -> RefineState:
         p = self.params
-        if state.image is None:
-            raise BadInputError(f"{self.name}: no image for {state.image_id or 'this record'}",
-                                fix=f"{self.name} needs the images: give --images ROOT")
+        image = state.require_image(self.name)
         height, width = state.size
         ignore = np.zeros_like(state.ignore) if p.fill_ignore else state.ignore.copy()
         fg = torch.from_numpy(np.array(state.scores[1:], np.float32)).to(p.device).clamp(0, 1)
@@ -109,7 +107,7 @@ class Affinity(Refiner):
         bg = (1.0 - fg.max(0, keepdim=True).values) ** p.bg_power
         scores = torch.cat([bg, fg])
         scores = scores * torch.from_numpy(~state.ignore).to(p.device)  # no evidence when ignored
-        offsets, affinity = self._links(state.image)
+        offsets, affinity = self._links(image)
         small = F.adaptive_avg_pool2d(scores[None], affinity.shape[1:])[0]
         with torch.no_grad():
             walked = walk_scores(small, offsets, affinity, p)

@@ -22,6 +22,7 @@ import numpy as np
 
 from pseudolabel.config import from_dict, to_dict
 from pseudolabel.data.masks import IGNORE
+from pseudolabel.errors import BadInputError
 from pseudolabel.ops.resize import resize_maps
 
 #: The inputs a refiner may declare in ``needs``.
@@ -66,6 +67,14 @@ class RefineState:
     def num_present(self) -> int:
         """k, the number of foreground classes in the state."""
         return int(self.classes.shape[0])
+
+    def require_image(self, refiner: str) -> np.ndarray:
+        """The (H, W, 3) uint8 image; a BadInputError naming ``refiner`` when the state has none
+        (a chain run without ``--images`` / ``images=``)."""
+        if self.image is None:
+            raise BadInputError(f"{refiner}: no image for {self.image_id or 'this record'}",
+                                fix=f"{refiner} needs the images: give --images ROOT")
+        return self.image
 
     def replace(self, **changes: Any) -> RefineState:
         """A copy with some fields changed (``dataclasses.replace``)."""

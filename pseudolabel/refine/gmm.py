@@ -189,9 +189,7 @@ class Gmm(Refiner):
             cam = cam[:, index]
         if self.params.input == "cam":
             return np.ascontiguousarray(cam[..., None], dtype=np.float32)
-        if state.image is None:
-            raise ValueError("gmm input=cam+color needs the image in the state")
-        lab = rgb_to_lab(state.image).reshape(-1, 3)
+        lab = rgb_to_lab(state.require_image("gmm input=cam+color")).reshape(-1, 3)
         if index is not None:
             lab = lab[index]
         lab = np.broadcast_to(lab[None], (k, *lab.shape))

@@ -189,13 +189,11 @@ class Sam(Refiner):
         return segs[segs.reshape(len(segs), -1).sum(1) >= p.min_area]
 
     def refine(self, state: RefineState) -> RefineState:
-        if state.image is None:
-            raise BadInputError(f"{self.name}: no image for {state.image_id or 'this record'}",
-                                fix=f"{self.name} needs the images: give --images ROOT")
+        image = state.require_image(self.name)
         scores = state.scores
         rows = scores.shape[0]
         labels = np.where(state.ignore, -1, scores.argmax(0))
-        voted = vote_segments(self.segments(np.asarray(state.image)), labels, rows,
+        voted = vote_segments(self.segments(np.asarray(image)), labels, rows,
                               self.params.cover)
         onehot = (np.arange(rows)[:, None, None] == voted[None]).astype(np.float32)
         out = np.where(voted[None] >= 0, onehot, scores).astype(np.float32)

@@ -264,7 +264,7 @@ def test_refiner_keeps_ignore_and_outputs_probabilities(spec: str) -> None:
     assert (to_mask(filled)[10:14] == truth_values[10:14]).mean() > 0.9
 
 
-@pytest.mark.parametrize("name", ["crf", "par"])
+@pytest.mark.parametrize("name", ["crf", "par", "affinity", "gmm:input=cam+color"])
 def test_refiner_without_image_is_a_clear_error(name: str) -> None:
     state = _state_with_ignore()[0].replace(image=None, image_id="im7")
     with pytest.raises(BadInputError, match=r"im7.*--images"):
