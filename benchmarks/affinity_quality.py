@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pseudolabel.refine import initial_state
 from pseudolabel.refine.api import (
     apply_chain,
     create_chain,
@@ -28,7 +29,6 @@ from pseudolabel.refine.api import (
     score,
     to_mask,
 )
-from pseudolabel.refine import initial_state
 
 
 def score_chains(chains: dict[str, list], cams: Path, root: Path, key: str | None,
