@@ -49,6 +49,7 @@ from pseudolabel.report.pictures import (
     thumbnail,
 )
 from pseudolabel.report.svg import bar_chart, colour_bar, line_chart
+from pseudolabel.runtime import claim_output, resolve_output
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,22 @@ def _fmt(value: Any) -> str:
     return f"{float(value):.3f}"
 
 
+def short_spec(spec: str) -> str:
+    """A refiner spec with only its non-default parameters ("gmm:components=3,scope=dataset")."""
+    from pseudolabel.refine import create_refiner
+
+    try:
+        refiner = create_refiner(spec)
+        given, default = to_dict(refiner.params), to_dict(type(refiner.params)())
+    except Exception:  # a plugin that is gone, or parameters without defaults: keep the text
+        return spec
+    changed = ",".join(f"{k}={v}" for k, v in given.items() if default.get(k) != v)
+    return refiner.name + (f":{changed}" if changed else "")
+
+
 def chain_name(mask_dir: str | Path) -> str | None:
-    """The refiner names of MASK_DIR/refine.yaml joined by arrows ("threshold → crf"), or None."""
+    """The refiners of MASK_DIR/refine.yaml joined by arrows ("threshold:t=0.3 → crf"), each
+    with its non-default parameters; None without a readable refine.yaml."""
     path = Path(mask_dir) / "refine.yaml"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -122,7 +137,7 @@ def chain_name(mask_dir: str | Path) -> str | None:
     refiners = data.get("refiners") if isinstance(data, dict) else None
     if not isinstance(refiners, list) or not refiners:
         return None
-    return " → ".join(str(r).split(":")[0] for r in refiners)
+    return " → ".join(short_spec(str(r)) for r in refiners)
 
 
 def load_chains(path: str | Path) -> dict[str, dict]:
@@ -167,7 +182,7 @@ def _chains_beside(mask_dir: Path, dataset: Any) -> dict[str, dict]:
             log.warning("chain %s left out of the report's table: %s", folder.name,
                         exc.one_line())
             continue
-        chains[folder.name.replace("+", " → ")] = result.to_dict()
+        chains[chain_name(folder) or folder.name] = result.to_dict()
     return chains
 
 
@@ -212,15 +227,16 @@ def _summary_table(metrics: dict[str, Any], classes: Sequence[str],
 
 def _legend(classes: Sequence[str]) -> str:
     """The CAM colour bar and the overlay colours of the classes (and of ignored pixels)."""
-    bar = colour_bar([tuple(int(v) for v in c) for c in CAM_ANCHORS],
-                     title="CAM: each class divided by its maximum; the image's classes' max")
+    bar = colour_bar([tuple(int(v) for v in c) for c in CAM_ANCHORS], title="CAM heat map",
+                     width=200)
     swatches = "".join(
         f'<span class="sw"><i style="background:rgb{overlay_colour(i)};'
         f'outline:1px solid #000;border:1px solid #fff"></i>{escape(c)}</span>'
         for i, c in enumerate(classes) if i > 0)
     swatches += ('<span class="sw"><i style="background:repeating-linear-gradient(45deg,#c8c8c8 '
                  '0 3px,transparent 3px 6px)"></i>ignored (255)</span>')
-    return f'<div class="legend">{bar}<div>masks: {swatches}</div></div>'
+    return (f'<div class="legend">{bar}<div>CAM: each class\'s map divided by its maximum, the '
+            f'highest of the image\'s classes shown.<br>masks: {swatches}</div></div>')
 
 
 def run(
@@ -240,7 +256,7 @@ def run(
     ``chains``: a JSON of chain scores (module docstring); without it, the mask folders in
     MASKS/../compare are scored when there is ground truth.
     """
-    out = Path(out)
+    out = resolve_output(out)  # checked before the work, claimed when written
     if masks is None and run_dir is None and cams is None:
         raise BadInputError("nothing to report", fix="give a mask folder, --cams or --run")
     dataset = None
@@ -335,10 +351,14 @@ def run(
                       *top, gallery, *sections])
     page = _PAGE.format(title=escape(config.title), body=body,
                         config=escape(json.dumps(to_dict(config))))
-    with atomic_write(out, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    save_config({"report": to_dict(config), "masks": masks, "gt": gt, "cams": cams,
-                 "run": run_dir, "chains": chains}, out.with_suffix(".yaml"))
+    # the options under their names: `pseudolabel report --config OUT.yaml` replays it
+    inputs = {"masks": masks, "gt": gt, "images": images, "cams": cams, "run": run_dir,
+              "curves": curves, "chains": chains}
+    with claim_output(out, kind="file"):
+        with atomic_write(out, "w", encoding="utf-8") as fh:
+            fh.write(page)
+        save_config({**to_dict(config), **{k: None if v is None else str(Path(v).resolve())
+                                           for k, v in inputs.items()}}, out.with_suffix(".yaml"))
     return out
 
 
