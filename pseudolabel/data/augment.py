@@ -11,45 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from pseudolabel.data.config import AugmentConfig
 from pseudolabel.data.dataset import Sample
 from pseudolabel.data.images import load_image
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Training augmentations (all applied to RGB in [0, 1]).
-
-    crop_scale: range of the crop's share of the image area (1, 1 = no random crop).
-    crop_ratio: range of the crop's aspect ratio (width / height).
-    hflip: probability of a horizontal flip.
-    brightness, contrast, saturation: jitter strengths j (factor drawn from [1 - j, 1 + j]).
-    """
-
-    crop_scale: tuple[float, float] = (0.5, 1.0)
-    crop_ratio: tuple[float, float] = (0.75, 1.333)
-    hflip: float = 0.5
-    brightness: float = 0.3
-    contrast: float = 0.3
-    saturation: float = 0.3
-
-    def __post_init__(self) -> None:
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
-        if not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
-            raise ValueError(f"crop_ratio must be increasing and positive, got {self.crop_ratio}")
-        if not 0 <= self.hflip <= 1:
-            raise ValueError(f"hflip is a probability, got {self.hflip}")
-        for name in ("brightness", "contrast", "saturation"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:

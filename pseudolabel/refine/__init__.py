@@ -4,26 +4,31 @@
     chain = create_chain(["fusion:mode=mean", "gmm"])
 
 The stage (``pseudolabel.refine.stage.run``) applies a chain to every record of a CAM store.
+Names are imported on first use (``pseudolabel.refine.config`` stays free of torch); importing
+the registry registers every built-in refiner.
 """
 
-from pseudolabel.refine.base import (
-    NEEDS,
-    Refiner,
-    RefineState,
-    initial_state,
-    resize_maps,
-    to_mask,
-    with_foreground,
-)
-from pseudolabel.refine.registry import (
-    REFINERS,
-    create_chain,
-    create_refiner,
-    describe_refiners,
-    load_builtin_refiners,
-)
+from typing import TYPE_CHECKING
 
-load_builtin_refiners()
+from pseudolabel.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from pseudolabel.refine.base import (
+        NEEDS,
+        Refiner,
+        RefineState,
+        initial_state,
+        resize_maps,
+        to_mask,
+        with_foreground,
+    )
+    from pseudolabel.refine.registry import (
+        REFINERS,
+        create_chain,
+        create_refiner,
+        describe_refiners,
+        load_builtin_refiners,
+    )
 
 __all__ = [
     "NEEDS",
@@ -34,7 +39,12 @@ __all__ = [
     "create_refiner",
     "describe_refiners",
     "initial_state",
+    "load_builtin_refiners",
     "resize_maps",
     "to_mask",
     "with_foreground",
 ]
+_BASE = ("NEEDS", "Refiner", "RefineState", "initial_state", "resize_maps", "to_mask",
+         "with_foreground")
+__getattr__, __dir__ = lazy_exports(
+    __name__, {name: "base" if name in _BASE else "registry" for name in __all__})

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 REFINERS: Registry[type[Refiner]] = Registry("refiner", "pseudolabel.refiners")
 
 # Modules of pseudolabel.refine that are not refiners.
-_NOT_REFINERS = frozenset({"api", "base", "mixture", "registry", "stage"})
+_NOT_REFINERS = frozenset({"api", "base", "config", "mixture", "registry", "stage"})
 
 
 def load_builtin_refiners() -> None:
@@ -97,3 +97,8 @@ def describe_refiners() -> str:
             text = f"    {pname}: {ptype} = {default!r}"
             lines.append(text + (f"  # {help_text}" if help_text else ""))
     return "\n".join(lines)
+
+
+# Any use of the registry (create_chain, the refine stage, REFINERS) sees every built-in refiner;
+# a refiner module imported first finds REFINERS defined above and registers itself.
+load_builtin_refiners()

@@ -1,16 +1,19 @@
-"""The train stage's configuration: one frozen dataclass holding every default once."""
+"""The train stage's configuration: one frozen dataclass holding every default once.
+
+Torch-free: ``pseudolabel train --help`` is built from these fields without importing torch.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pseudolabel.data.augment import AugmentConfig
+from pseudolabel.config import check_fields, setting
+from pseudolabel.data.config import AugmentConfig
 from pseudolabel.errors import BadInputError
 
 Mode = Literal["single", "teacher-student", "co-training"]
-
 
 
 @dataclass(frozen=True)
@@ -29,62 +32,74 @@ class TrainConfig:
     RESUME_MAY_CHANGE: ClassVar[frozenset[str]] = frozenset(
         {"epochs", "num_workers", "device", "resume", "overwrite"})
 
-    mode: Mode = "single"
-    student: str = "resnet50"
-    teacher: str = "vit_small_patch16_224"
-    student_weights: Path | None = None
-    teacher_weights: Path | None = None
-    teacher_checkpoint: Path | None = None
-    drop_rate: float = 0.0
+    mode: Mode = setting("single", help="What to train.")
+    student: str = setting("resnet50", help="timm name of the student.")
+    teacher: str = setting("vit_small_patch16_224", help="timm name of the teacher.")
+    student_weights: Path | None = setting(
+        None, help="Local pretrained timm weights of the student.", metavar="FILE")
+    teacher_weights: Path | None = setting(
+        None, help="Local pretrained timm weights of the teacher.", metavar="FILE")
+    teacher_checkpoint: Path | None = setting(
+        None, help="A trained teacher (.pt from pseudolabel train): skips the teacher phase.",
+        metavar="FILE")
+    drop_rate: float = setting(0.0, help="Dropout before the classifier heads.", ge=0, lt=1)
     # knowledge transfer
-    align: str = "spatial"
-    kd_weight: float = 1.0
-    align_layers: tuple[str, ...] = ("features:features",)
-    projector: bool = True
-    out_kd_weight: float = 0.0
-    cam_kd_weight: float = 0.0
-    temperature: float = 2.0
+    align: str = setting(
+        "spatial", help="Feature alignment loss: a name of the alignment-loss registry "
+        "(global, spatial, channel) or none.", registry="pseudolabel.train.losses:ALIGN_LOSSES",
+        metavar="NAME")
+    kd_weight: float = setting(1.0, help="λ of the alignment loss.", ge=0)
+    align_layers: tuple[str, ...] = setting(
+        ("features:features",), help="student_layer:teacher_layer pairs.", nonempty=True,
+        metavar="S:T,...")
+    projector: bool = setting(
+        True, help="Learned 1x1 conv + norm from student to teacher channels.")
+    out_kd_weight: float = setting(0.0, help="Weight of the logit distillation (0: off).", ge=0)
+    cam_kd_weight: float = setting(0.0, help="Weight of the CAM distillation (0: off).", ge=0)
+    temperature: float = setting(2.0, help="Logit KD temperature.", gt=0)
+    # the CAMs of absent classes (negatives): their max-pooled logits towards 0
+    neg_cam_weight: float = setting(
+        0.0, help="Weight of the loss pushing the CAMs of absent classes towards 0.", ge=0)
     # data
-    split: str = "train"
-    val_split: str | None = None
-    val_fraction: float = 0.1
-    image_size: int = 224
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    skip_bad: bool = False
+    split: str = setting("train", help="Training split.")
+    val_split: str | None = setting(
+        None, help="Validation split (default: hold out --val-fraction of the training split).")
+    val_fraction: float = setting(
+        0.1, help="Share of the training split held out for validation (0: none).", ge=0, lt=1)
+    image_size: int = setting(224, help="Input side in px.", ge=1)
+    augment: AugmentConfig = setting(default_factory=AugmentConfig, help="Augmentations.")
+    skip_bad: bool = setting(
+        False, help="Log bad images or label rows and go on without them "
+        "(default: stop with an error).")
     # optimisation
-    epochs: int = 10
-    teacher_epochs: int | None = None
-    batch_size: int = 16
-    accumulate: int = 1
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 3e-4
-    head_lr_mult: float = 1.0
-    weight_decay: float = 0.01
-    momentum: float = 0.9
-    schedule: Literal["cosine", "poly", "constant"] = "cosine"
-    warmup_epochs: float = 0.5
-    min_lr_ratio: float = 0.01
-    class_balanced: bool = False
-    amp: bool = True
+    epochs: int = setting(10, help="Epochs.", ge=1)
+    teacher_epochs: int | None = setting(
+        None, help="Epochs of the teacher phase in teacher-student mode (default: --epochs).",
+        ge=1)
+    batch_size: int = setting(16, help="Images per batch and process.", ge=1)
+    accumulate: int = setting(1, help="Gradient accumulation steps.", ge=1)
+    optimizer: Literal["adamw", "sgd"] = setting("adamw", help="Optimiser.")
+    lr: float = setting(3e-4, help="Learning rate.", gt=0)
+    head_lr_mult: float = setting(
+        1.0, help="Learning-rate factor of heads and projectors.", gt=0)
+    weight_decay: float = setting(0.01, help="Weight decay.", ge=0)
+    momentum: float = setting(0.9, help="SGD momentum (--optimizer sgd).", ge=0, lt=1)
+    schedule: Literal["cosine", "poly", "constant"] = setting(
+        "cosine", help="Learning-rate schedule after the warm-up.")
+    warmup_epochs: float = setting(0.5, help="Linear warm-up epochs.", ge=0)
+    min_lr_ratio: float = setting(
+        0.01, help="Final learning rate as a share of --lr (cosine, poly).", ge=0, le=1)
+    class_balanced: bool = setting(False, help="BCE pos_weight from the label frequencies.")
+    amp: bool = setting(True, help="Mixed precision on CUDA.")
     # execution
-    device: str = "auto"
-    num_workers: int = 2
-    seed: int = 0
-    resume: bool = False
-    overwrite: bool = False
+    device: str = setting("auto", help="cpu, cuda, cuda:N or auto (cuda when available).")
+    num_workers: int = setting(2, help="DataLoader workers.", ge=0)
+    seed: int = setting(0, help="Random seed.")
+    resume: bool = setting(False, help="Continue the run in RUN_DIR from last.pt.")
+    overwrite: bool = setting(False, help="Replace a run with another configuration in RUN_DIR.")
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "accumulate", "image_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.teacher_epochs is not None and self.teacher_epochs < 1:
-            raise ValueError(f"teacher_epochs must be at least 1, got {self.teacher_epochs}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
-        if self.num_workers < 0:
-            raise ValueError("num_workers must be >= 0")
+        check_fields(self)
         self.layer_pairs()  # validates the syntax
 
     def layer_pairs(self) -> list[tuple[str, str]]:
