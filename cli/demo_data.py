@@ -1,34 +1,38 @@
-"""``pseudolabel demo-data``: write the built-in synthetic smoke data set."""
+"""``pseudolabel demo-data``: write the built-in synthetic smoke data set.
+
+Every option is a field of :class:`~pseudolabel.data.demo.DemoConfig`; OUT/demo-data.yaml
+replays it with ``--config``.
+"""
 
 from __future__ import annotations
 
 import click
 
-from pseudolabel.cli.options import config_option
+from pseudolabel.cli.options import config_from_params, config_option, dataclass_options
+from pseudolabel.data.demo import DemoConfig
 
 
 @click.command("demo-data")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--n", "n_images", default=300, show_default=True, type=click.IntRange(min=2),
-              help="Number of images.")
-@click.option("--size", default=128, show_default=True, type=click.IntRange(min=16),
-              help="Image side in pixels.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@dataclass_options(DemoConfig)
+@click.option("--overwrite/--no-overwrite", default=None,
+              help="Replace what OUT holds (refused by default when OUT is not empty).")
+@click.option("--n", "n", type=int, hidden=True, help="Deprecated: --n-images.")
 @config_option
-def command(out, n_images, size, seed, config) -> None:
+def command(out, n, overwrite, config, **options) -> None:
     """Write a synthetic smoke data set (plumes rising from chimneys) to OUT.
 
     \b
     OUT is a dataset root: JPEGImages/, SegmentationClass/, classes.txt (smoke), labels.csv,
-    ImageSets/Segmentation/{train,val}.txt. Chimneys also stand in clean images, clouds look
-    like smoke: a classifier can be right for the wrong reason.
+    ImageSets/Segmentation/{train,val}.txt, demo-data.yaml. Chimneys also stand in clean
+    images, clouds look like smoke: a classifier can be right for the wrong reason.
     Example:
-      pseudolabel demo-data data --n 300 --size 128
+      pseudolabel demo-data data --n-images 300 --size 128
     """
-    from pseudolabel.config import from_dict
-    from pseudolabel.data.demo import DemoConfig, run
+    from pseudolabel.data.demo import run
 
-    cfg = from_dict(DemoConfig, {"n_images": n_images, "size": size, "seed": seed},
-                    where="demo-data")
-    path = run(cfg, out)
+    if n is not None and options.get("n_images") is None:
+        options["n_images"] = n
+    cfg = config_from_params(DemoConfig, options, where="demo-data")
+    path = run(cfg, out, overwrite=overwrite)
     click.echo(f"demo data: {path} ({cfg.n_images} images of {cfg.size} px)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pseudolabel.cli.options import config_option, skip_bad_option
+from pseudolabel.cli.options import config_from_params, config_option, dataclass_options
+from pseudolabel.evaluate.stage import EvaluateConfig
 
 
 @click.command("evaluate")
@@ -14,22 +15,12 @@ from pseudolabel.cli.options import config_option, skip_bad_option
 @click.option("--coco", type=click.Path(dir_okay=False),
               help="COCO instances.json as ground truth (instead of --gt); needs --images.")
 @click.option("--images", type=click.Path(file_okay=False), help="Image folder of --coco.")
-@click.option("--split", default=None,
-              help="Split of the root (default: every image); with --coco a file of image ids.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
-              help="Write the scores and the resolved options to this JSON file.")
-@click.option("--worst", default=0, show_default=True, type=click.IntRange(min=0),
-              help="List the N images with the lowest foreground IoU.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes.")
-@click.option("--chunk-size", default=32, show_default=True, type=click.IntRange(min=1),
-              help="Images per worker task.")
-@click.option("--allow-missing", is_flag=True,
-              help="Leave out images without a mask (default: stop with an error).")
-@skip_bad_option
+              help="Write the scores and the resolved options to this JSON file (--config "
+                   "replays it).")
+@dataclass_options(EvaluateConfig)
 @config_option
-def command(mask_dir, gt, coco, images, split, json_out, worst, workers, chunk_size,
-            allow_missing, skip_bad, config) -> None:
+def command(mask_dir, gt, coco, images, json_out, config, **options) -> None:
     """Score the masks in MASK_DIR (<id>.png, 255 = not covered) against the ground truth.
 
     \b
@@ -39,17 +30,15 @@ def command(mask_dir, gt, coco, images, split, json_out, worst, workers, chunk_s
     Examples:
       pseudolabel evaluate masks --gt data --split val --json scores.json
       pseudolabel evaluate masks --coco instances_val.json --images val2017 --worst 10
+      pseudolabel evaluate --config scores.json   (replay: the options saved in the JSON)
     """
-    from pseudolabel.config import from_dict
-    from pseudolabel.evaluate.stage import EvaluateConfig, run
+    from pseudolabel.evaluate.stage import run
 
     if (gt is None) == (coco is None):
         raise click.UsageError("give either --gt ROOT or --coco JSON --images DIR")
     if coco is not None and images is None:
         raise click.UsageError("--coco needs --images DIR")
-    cfg = from_dict(EvaluateConfig, {"split": split, "worst": worst, "workers": workers,
-                                     "chunk_size": chunk_size, "allow_missing": allow_missing,
-                                     "skip_bad": skip_bad}, where="evaluate")
+    cfg = config_from_params(EvaluateConfig, options, where="evaluate")
     result = run(cfg, mask_dir, gt, coco=coco, images=images, json_out=json_out)
     click.echo(result.table())
     if json_out:

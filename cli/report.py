@@ -1,4 +1,8 @@
-"""``pseudolabel report``: a self-contained HTML page of scores, curves and masks."""
+"""``pseudolabel report``: a self-contained HTML page of scores, curves and masks.
+
+Every option but the inputs is a field of :class:`~pseudolabel.report.ReportConfig`; the
+OUT.yaml written beside the page replays it with ``--config``.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +10,34 @@ from pathlib import Path
 
 import click
 
-from pseudolabel.cli.options import config_option
+from pseudolabel.cli.options import config_from_params, config_option, dataclass_options
+from pseudolabel.report.build import ReportConfig
 
 
 @click.command("report")
 @click.argument("masks", required=False, type=click.Path(file_okay=False))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
-              help="The HTML file to write.")
+              help="The HTML file to write (its options go to OUT.yaml beside it).")
 @click.option("--gt", type=click.Path(file_okay=False),
               help="Dataset root with SegmentationClass/ ground truth (scores, worst first).")
 @click.option("--images", type=click.Path(file_okay=False),
               help="Dataset root for the images when there is no --gt.")
 @click.option("--cams", type=click.Path(dir_okay=False), help="CAMS.h5 for heat maps and the "
               "threshold curve.")
-@click.option("--run", "run_dir", type=click.Path(file_okay=False),
+@click.option("--run", "run", type=click.Path(file_okay=False),
               help="RUN_DIR of `pseudolabel train` for the training curves.")
 @click.option("--curves", type=click.Path(dir_okay=False),
               help="JSON of extra curves written by a benchmark (e.g. mIoU against λ).")
-@click.option("--split", default=None, help="Split of the dataset root.")
-@click.option("--key", default=None, help="CAM key to show, e.g. student/features.")
-@click.option("--gallery", default=48, show_default=True, help="Images in the gallery.")
+@click.option("--chains", type=click.Path(dir_okay=False),
+              help="JSON of refine chain scores to compare (default: the mask folders in "
+                   "MASKS/../compare, scored when there is ground truth).")
+@dataclass_options(ReportConfig)
 @config_option
-def command(masks, out, gt, images, cams, run_dir, curves, split, key, gallery, config) -> None:
+def command(masks, out, gt, images, cams, run, curves, chains, config, **options) -> None:
     """Write an HTML report from a mask folder, a CAM store and/or a run folder."""
-    from pseudolabel.config import from_dict
-    from pseudolabel.report import ReportConfig, run
+    from pseudolabel.report import run as build_report
 
-    cfg = from_dict(ReportConfig, {"split": split, "key": key, "gallery": gallery})
-    path = run(cfg, out, masks=masks, gt=gt, cams=cams, run_dir=run_dir, images=images,
-               curves=curves)
+    cfg = config_from_params(ReportConfig, options, where="report")
+    path = build_report(cfg, out, masks=masks, gt=gt, cams=cams, run_dir=run, images=images,
+                        curves=curves, chains=chains)
     click.echo(f"report: {Path(path).resolve()}")

@@ -38,7 +38,8 @@ class Threshold(Refiner):
     class Params:
         background: Literal["constant", "power"] = field(
             default="constant", metadata={"help": "constant: t; power: (1 - max)^alpha"})
-        t: float = field(default=0.3, metadata={"help": "background score (background=constant)"})
+        t: float = field(default=0.3, metadata={"help": "background score (background=constant)",
+                                                "ge": 0, "le": 1})
         alpha: float = field(default=4.0, metadata={"help": "exponent (background=power)"})
         lo: float | None = field(
             default=None, metadata={"help": "confident background below lo (needs hi)"})
