@@ -216,7 +216,7 @@ def claim_output(
     *,
     kind: Literal["folder", "file"] = "folder",
     record: Sequence[str] = (),
-    resolved: Mapping[str, Any] | None = None,
+    resolved: Mapping[str, Any] | object | None = None,
     may_change: Iterable[str] = (),
     overwrite: bool = False,
     outputs: Outputs = folder_entries,
@@ -229,13 +229,17 @@ def claim_output(
         record: names (in the folder) of the files the stage saves its resolved config in;
             the first is YAML (replayable), the others YAML or JSON; compared, as one mapping,
             with ``resolved``. Empty: no compatibility check (outputs are simply replaced).
+        resolved: this run's resolved config (a mapping, or a config dataclass).
         may_change: the config class's ``RESUME_MAY_CHANGE``: fields left out of the comparison.
         overwrite: replace a previous run of another configuration (its outputs are deleted).
         outputs: the stage's own outputs present in a folder (besides the record).
         main: False on the non-zero ranks of a distributed run: they check, but neither lock,
             clean nor delete (rank 0 does).
     """
+    from pseudolabel.config import to_dict
+
     path = resolve_output(out)
+    resolved = to_dict(resolved) if resolved is not None else {}
     lock = RunLock(path) if main else contextlib.nullcontext()
     with os_errors_as_bad_input(path), lock:
         existed = path.exists()
@@ -255,7 +259,7 @@ def claim_output(
         previous: Literal["none", "same", "replaced"] = "none"
         found = own_outputs()
         if record and found:
-            previous = _previous(path, record_files, resolved or {}, may_change, overwrite)
+            previous = _previous(path, record_files, resolved, may_change, overwrite)
         elif found and overwrite:
             previous = "replaced"
         if previous == "replaced" and main:

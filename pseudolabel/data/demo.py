@@ -33,6 +33,7 @@ from pseudolabel.config import save_config
 from pseudolabel.data.masks import CONTEXT_DIR, write_mask
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_path, atomic_write
+from pseudolabel.runtime import claim_output
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +223,13 @@ def make_demo_data(out: str | os.PathLike, n_images: int = 300, size: int = 128,
     return out
 
 
-def run(config: DemoConfig, out: str | os.PathLike) -> Path:
-    """The ``demo-data`` stage: :func:`make_demo_data` plus the resolved config beside it."""
-    path = make_demo_data(out, config.n_images, config.size, config.seed)
-    save_config(config, path / CONFIG_NAME)
+def run(config: DemoConfig, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """The ``demo-data`` stage: :func:`make_demo_data` plus the resolved config beside it.
+
+    A root holding anything else (a data set of one's own, demo data made with other options)
+    is refused unless ``overwrite``, which empties it first; the same demo data again is fine.
+    """
+    with claim_output(out, record=(CONFIG_NAME,), resolved=config, overwrite=overwrite) as claim:
+        path = make_demo_data(claim.path, config.n_images, config.size, config.seed)
+        save_config(config, path / CONFIG_NAME)
     return path

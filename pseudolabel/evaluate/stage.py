@@ -36,6 +36,7 @@ from pseudolabel.evaluate.metrics import (
 )
 from pseudolabel.io import atomic_write, output_path
 from pseudolabel.progress import chunked, progress
+from pseudolabel.runtime import claim_output
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +353,8 @@ def run(config: EvaluateConfig, mask_dir: str | Path, gt: str | Path | None = No
                "images": None if images is None else str(Path(images).resolve())}
     result = dataclasses.replace(result, options=options)
     if json_out is not None:
-        with atomic_write(json_out, "w", encoding="utf-8") as fh:
+        with claim_output(json_out, kind="file") as claim, \
+                atomic_write(claim.path, "w", encoding="utf-8") as fh:
             json.dump(result.to_dict(), fh, indent=1)
             fh.write("\n")
         log.info("scores written to %s", json_out)
