@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -56,20 +57,28 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> It
         os.fsync(fh.fileno())
 
 
-def remove_stale_temp_files(folder: str | os.PathLike) -> int:
-    """Delete temporary files left by a killed run in ``folder``; returns how many."""
+def remove_stale_temp_files(folder: str | os.PathLike, names: Iterable[str] | None = None, *,
+                            recursive: bool = False) -> int:
+    """Delete the temporary files killed runs left in ``folder``; returns how many.
+
+    Every ``.tmp-*`` file (``names`` None), or only those of the outputs ``names`` (so that a
+    run never deletes another run's temporary files beside its own); ``recursive``: in the
+    sub-folders too. The one cleanup every stage uses (through :mod:`pseudolabel.runtime`).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return 0
+    patterns = [TMP_PREFIX + "*"] if names is None else [
+        f"{TMP_PREFIX}{glob.escape(name)}.*" for name in names]
     count = 0
-    for p in folder.glob(TMP_PREFIX + "*"):
-        with contextlib.suppress(OSError):
-            p.unlink()
-            count += 1
+    for pattern in patterns:
+        for p in (folder.rglob(pattern) if recursive else folder.glob(pattern)):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                count += 1
     return count
 
 
-# fullmatch, not `$`: `$` also matches before a final newline ("x\n" would pass)
 _SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
 
 

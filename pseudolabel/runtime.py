@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pseudolabel.errors import BadInputError
-from pseudolabel.io import TMP_PREFIX, RunLock
+from pseudolabel.io import RunLock, remove_stale_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -125,22 +125,11 @@ def resolve_output(out: str | os.PathLike) -> Path:
 
 
 def remove_temp_files(path: Path) -> int:
-    """Delete the temporary files a killed run left: under a folder (recursively), or beside a
-    file output (``.tmp-<name>.*``). Returns how many."""
+    """Delete the temporary files a killed run left: under a folder output (recursively), or
+    beside a file output (``.tmp-<name>.*``). Returns how many."""
     if path.is_dir():
-        found = list(path.rglob(TMP_PREFIX + "*"))
-    else:
-        found = list(path.parent.glob(f"{TMP_PREFIX}{path.name}.*")) if path.parent.is_dir() \
-            else []
-    count = 0
-    for p in found:
-        with contextlib.suppress(OSError):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-            count += 1
-    return count
+        return remove_stale_temp_files(path, recursive=True)
+    return remove_stale_temp_files(path.parent, [path.name])
 
 
 # ------------------------------------------------------------------------------ compatibility

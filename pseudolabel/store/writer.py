@@ -26,7 +26,7 @@ from typing import Any
 import h5py
 
 from pseudolabel.errors import BadInputError
-from pseudolabel.io import TMP_PREFIX, atomic_path
+from pseudolabel.io import TMP_PREFIX, atomic_path, remove_stale_temp_files
 from pseudolabel.store.schema import (
     LIBVER,
     CamRecord,
@@ -93,10 +93,7 @@ class ShardPlan:
 
     def remove_stale_temp_files(self, shards: Sequence[int]) -> None:
         """Delete temporary files a killed run left for ``shards`` (and only those)."""
-        for j in shards:
-            for p in self.parts_dir.glob(f"{TMP_PREFIX}{self.shard_path(j).name}.*"):
-                with contextlib.suppress(OSError):
-                    p.unlink()
+        remove_stale_temp_files(self.parts_dir, [self.shard_path(j).name for j in shards])
 
 
 class _OpenShard:

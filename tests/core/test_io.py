@@ -39,6 +39,17 @@ def test_stale_temp_files_are_removed(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["a.png"]
 
 
+def test_stale_temp_files_of_named_outputs_only_and_in_sub_folders(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name in (".tmp-shard-1.h5.9", ".tmp-shard-2.h5.9", ".tmp-[x].png.1", "sub/.tmp-a.png.2"):
+        (tmp_path / name).write_bytes(b"x")
+    assert remove_stale_temp_files(tmp_path, ["shard-1.h5", "[x].png"]) == 2
+    assert sorted(p.name for p in tmp_path.rglob(".tmp-*")) == [".tmp-a.png.2",
+                                                                ".tmp-shard-2.h5.9"]
+    assert remove_stale_temp_files(tmp_path, recursive=True) == 2
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
 @pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/../../b", "", ".hidden", "a\\b",
                                  "a//b", "a/./b"])
 def test_ids_that_leave_the_folder_are_refused(bad: str, tmp_path: Path) -> None:
