@@ -32,11 +32,10 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from pseudolabel.data import DatasetIndex, load_dataset, write_mask
+from pseudolabel.data import IGNORE, DatasetIndex, load_dataset, write_mask
 from pseudolabel.evaluate import EvaluateConfig, evaluate
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "smoke-tiles"
-IGNORE = 255
 
 
 def erode(mask: np.ndarray, k: int, rng: np.random.Generator, steps: int = 3) -> np.ndarray:

@@ -4,46 +4,50 @@ from __future__ import annotations
 
 import click
 
-from pseudolabel.cli.options import config_option
+from pseudolabel.cli.options import (
+    config_from_params,
+    config_option,
+    data_source,
+    dataclass_options,
+    dataset_options,
+)
+from pseudolabel.data.inspect import InspectConfig
 
 
 @click.command("inspect")
 @click.argument("root", required=False, type=click.Path(file_okay=False))
-@click.option("--split", default=None,
-              help="Split to inspect (default: every image); with --coco a file of image ids.")
-@click.option("--coco", type=click.Path(dir_okay=False),
-              help="COCO instances.json (instead of ROOT); needs --images.")
-@click.option("--images", type=click.Path(file_okay=False), help="Image folder of --coco.")
+@dataset_options
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
               help="Also write everything found (all problems) to this JSON file.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes for the image and mask checks.")
-@click.option("--decode", is_flag=True,
-              help="Decode every image fully (finds truncated files; slower than the header).")
+@dataclass_options(InspectConfig)
 @config_option
-def command(root, split, coco, images, json_out, workers, decode, config) -> None:
+@click.pass_context
+def command(ctx, root, coco, images, json_out, config, **options) -> None:
     """Show what the dataset ROOT holds and every problem in it.
 
     \b
     Lists the classes, images per class, images without any class, the class co-occurrence
-    table, and the problems: unknown class names, ids without an image, images without a label
-    row, label rows without an image, duplicate ids, unreadable images, masks whose size differs
-    from the image, mask values outside 0..K and 255, masks that disagree with the labels.
-    Exit status 0 when the root could be read (problems or not), 2 when it could not.
+    table, and the problems. Errors stop `pseudolabel train` (unknown classes, label rows with
+    an extra column, listed ids without an image, images without a label row, duplicate ids,
+    unreadable images, files of an unsupported format); warnings do not (label rows without an
+    image; ground-truth masks of the wrong size, with values outside 0..K and 255, or that
+    disagree with the labels). docs/concepts.md lists every kind.
+    Exit status: 0 when the data set has no error (warnings or not), 2 when it has an error or
+    cannot be read at all, so `pseudolabel inspect data && pseudolabel train data ...` works.
     Examples:
       pseudolabel inspect data --split train
       pseudolabel inspect --coco instances_val2017.json --images val2017 --json report.json
     """
-    from pseudolabel.config import from_dict
-    from pseudolabel.data.inspect import InspectConfig, run
+    from pseudolabel.data.inspect import run
 
-    if (root is None) == (coco is None):
-        raise click.UsageError("give either ROOT or --coco JSON --images DIR")
-    if coco is not None and images is None:
-        raise click.UsageError("--coco needs --images DIR")
-    cfg = from_dict(InspectConfig, {"split": split, "workers": workers, "decode": decode},
-                    where="inspect")
-    report = run(cfg, root, coco=coco, images=images, json_out=json_out)
+    source = data_source(root, coco, images)
+    cfg = config_from_params(InspectConfig, options, where="inspect")
+    report = run(cfg, source, json_out=json_out)
     click.echo(report.text())
     if json_out:
         click.echo(f"report: {json_out}")
+    if report.errors:
+        click.echo(f"error: {report.root}: {len(report.errors)} problem(s) would stop "
+                   "`pseudolabel train`; fix: fix them (listed above), or train with --skip-bad "
+                   "to leave those images out", err=True)
+        ctx.exit(2)

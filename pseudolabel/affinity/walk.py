@@ -18,12 +18,15 @@ import math
 import torch
 import torch.nn.functional as F
 
+from pseudolabel.data.masks import IGNORE
+
 Tensor = torch.Tensor
 
 #: Pair kinds of the training loss.
 BG_POS, FG_POS, NEG = 0, 1, 2
-#: Label of a grid cell whose CAM is neither confident foreground nor background.
-IGNORE_LABEL = 255
+#: Label of a grid cell whose CAM is neither confident foreground nor background (the masks'
+#: ignore value).
+IGNORE_LABEL = IGNORE
 
 
 def half_offsets(radius: float) -> list[tuple[int, int]]:

@@ -12,10 +12,12 @@ from pseudolabel.data.dataset import (
 from pseudolabel.data.demo import make_demo_data
 from pseudolabel.data.images import image_size, load_image
 from pseudolabel.data.masks import IGNORE, read_mask, voc_palette, write_mask
+from pseudolabel.data.source import DataSource, open_dataset
 
 __all__ = [
     "IGNORE",
     "VOC_CLASSES",
+    "DataSource",
     "DatasetIndex",
     "Problem",
     "Sample",
@@ -24,6 +26,7 @@ __all__ = [
     "load_dataset",
     "load_image",
     "make_demo_data",
+    "open_dataset",
     "read_classes",
     "read_mask",
     "voc_palette",

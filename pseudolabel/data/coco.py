@@ -5,25 +5,48 @@ an image's labels are the categories of its annotations; its ground-truth mask i
 the polygons and RLEs (uncompressed and compressed COCO RLE) on demand by :class:`CocoMasks`,
 a picklable reader that parses the instances file once per process. Crowd regions become 255
 (ignore) where no other object covers them. The image id is the file name without its suffix.
+
+The file's structure is checked once, when it is read (:func:`check_instances`): a value of the
+wrong type anywhere is a :class:`BadInputError` naming the file and the JSON path
+(``annotations[3].segmentation``); bad content of a well-typed value (an RLE that does not add up
+to its size) is a :class:`CocoFormatError`, turned into one when a mask is read. Nothing else is
+caught: an internal bug stays a traceback.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
+import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from pseudolabel.data.dataset import DatasetIndex, Policy, Problem, Sample, _Problems, read_split
+from pseudolabel.data.dataset import (
+    DEFAULT_SPLIT,
+    DatasetIndex,
+    Policy,
+    Problem,
+    ProblemLog,
+    Sample,
+    missing_image_problem,
+    read_split,
+    unsupported_image_problem,
+)
+from pseudolabel.data.images import find_image, image_size, is_image_file
+from pseudolabel.data.masks import IGNORE
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import check_image_id
 
-IGNORE = 255
+FORMAT_FIX = "check it against the COCO instances format (https://cocodataset.org/#format-data)"
+
+
+class CocoFormatError(ValueError):
+    """Bad content in a well-typed COCO value: an RLE string or run lengths that do not decode."""
 
 
 def decode_rle_string(counts: str) -> list[int]:
@@ -39,10 +62,10 @@ def decode_rle_string(counts: str) -> list[int]:
         value, shift, more = 0, 0, True
         while more:
             if pos >= len(counts):
-                raise ValueError("RLE string ends inside a number")
+                raise CocoFormatError("RLE string ends inside a number")
             c = ord(counts[pos]) - 48
             if not 0 <= c < 64:
-                raise ValueError(f"character {counts[pos]!r} is not RLE")
+                raise CocoFormatError(f"character {counts[pos]!r} is not RLE")
             value |= (c & 0x1F) << shift
             more = bool(c & 0x20)
             pos += 1
@@ -57,9 +80,10 @@ def decode_rle_string(counts: str) -> list[int]:
 
 def rle_to_mask(counts: Sequence[int], height: int, width: int) -> np.ndarray:
     """(H, W) bool mask of COCO run lengths: alternating 0/1 runs in column-major order."""
+    counts = [int(v) for v in counts]  # Python ints: no int64 overflow on huge values
+    if any(v < 0 for v in counts) or sum(counts) != height * width:
+        raise CocoFormatError(f"RLE run lengths add up to {sum(counts)}, not {height}x{width}")
     runs = np.asarray(counts, dtype=np.int64)
-    if (runs < 0).any() or runs.sum() != height * width:
-        raise ValueError(f"RLE run lengths add up to {int(runs.sum())}, not {height}x{width}")
     values = np.arange(len(runs)) % 2 == 1
     return np.repeat(values, runs).reshape((height, width), order="F")
 
@@ -95,20 +119,24 @@ def polygon_to_mask(polygon: Sequence[float], height: int, width: int) -> np.nda
 
 
 def segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """(H, W) bool mask of one COCO ``segmentation``: polygons, or an RLE dict."""
+    """(H, W) bool mask of one COCO ``segmentation``: polygons, or an RLE dict.
+
+    :class:`CocoFormatError` when it is neither, or its RLE does not fit ``(height, width)``.
+    """
     if isinstance(segmentation, list):
         mask = np.zeros((height, width), dtype=bool)
         for poly in segmentation:
             mask |= polygon_to_mask(poly, height, width)  # the union of the parts
         return mask
     if isinstance(segmentation, dict) and "counts" in segmentation:
-        size = segmentation.get("size", [height, width])
+        size = segmentation.get("size") or [height, width]
         if [int(v) for v in size] != [height, width]:
-            raise ValueError(f"RLE size {size} differs from the image size {[height, width]}")
+            raise CocoFormatError(f"RLE size {size} differs from the image size "
+                                  f"{[height, width]}")
         counts = segmentation["counts"]
         runs = decode_rle_string(counts) if isinstance(counts, str) else counts
         return rle_to_mask(runs, height, width)
-    raise ValueError(f"unknown segmentation format ({type(segmentation).__name__})")
+    raise CocoFormatError(f"unknown segmentation format ({type(segmentation).__name__})")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -120,11 +148,83 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInputError(f"not valid JSON ({exc})", path=path,
                             fix="give a COCO instances_*.json file") from None
+    check_instances(data, path)
+    return data
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _expect(ok: bool, path: Path, where: str, what: str) -> None:
+    if not ok:
+        raise BadInputError(f"{where} {what}", path=path, fix=FORMAT_FIX)
+
+
+def _check_segmentation(seg: Any, path: Path, where: str) -> None:
+    if isinstance(seg, list):
+        for j, poly in enumerate(seg):
+            _expect(isinstance(poly, list) and all(_is_number(v) for v in poly)
+                    and len(poly) % 2 == 0, path, f"{where}[{j}]",
+                    "is not a polygon (a list of x, y numbers)")
+    elif isinstance(seg, dict):
+        counts, size = seg.get("counts"), seg.get("size")
+        _expect(isinstance(counts, str) or (isinstance(counts, list) and all(
+            _is_int(v) and v >= 0 for v in counts)), path, f"{where}.counts",
+            "is neither an RLE string nor a list of run lengths")
+        _expect(size is None or (isinstance(size, list) and len(size) == 2 and all(
+            _is_int(v) and v >= 0 for v in size)), path, f"{where}.size",
+            "is not [height, width]")
+    else:
+        _expect(seg is None, path, where, "is neither a list of polygons nor an RLE")
+
+
+def check_instances(data: Any, path: Path) -> None:
+    """Check the structure of a parsed instances file: every value the loader reads has the type
+    COCO gives it. :class:`BadInputError` naming ``path`` and the JSON location otherwise."""
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(
             data.get("categories"), list):
         raise BadInputError("not a COCO instances file (no 'images' or 'categories' list)",
                             path=path, fix="give a COCO instances_*.json file")
-    return data
+    for i, cat in enumerate(data["categories"]):
+        where = f"categories[{i}]"
+        _expect(isinstance(cat, dict), path, where, "is not an object")
+        _expect(_is_int(cat.get("id")), path, f"{where}.id", "is not an integer")
+        name = cat.get("name")
+        _expect(isinstance(name, str) and bool(name.strip()), path, f"{where}.name",
+                "is not a name")
+    for i, img in enumerate(data["images"]):
+        where = f"images[{i}]"
+        _expect(isinstance(img, dict), path, where, "is not an object")
+        _expect(_is_int(img.get("id")) or isinstance(img.get("id"), str), path, f"{where}.id",
+                "is not an integer or string")
+        _expect(isinstance(img.get("file_name"), str), path, f"{where}.file_name",
+                "is not a string")
+        for key in ("height", "width"):
+            _expect(img.get(key) is None or (_is_int(img[key]) and img[key] >= 0), path,
+                    f"{where}.{key}", "is not a size in pixels")
+        limit = Image.MAX_IMAGE_PIXELS
+        _expect(not limit or (img.get("height") or 0) * (img.get("width") or 0) <= 2 * limit,
+                path, where, "is larger than PIL's decompression-bomb limit")
+    annotations = data.get("annotations")
+    _expect(annotations is None or isinstance(annotations, list), path, "annotations",
+            "is not a list")
+    for i, ann in enumerate(annotations or []):
+        where = f"annotations[{i}]"
+        _expect(isinstance(ann, dict), path, where, "is not an object")
+        _expect(_is_int(ann.get("image_id")) or isinstance(ann.get("image_id"), str), path,
+                f"{where}.image_id", "is not an integer or string")
+        _expect(_is_int(ann.get("category_id")), path, f"{where}.category_id",
+                "is not an integer")
+        _expect(ann.get("iscrowd") in (None, 0, 1), path, f"{where}.iscrowd", "is not 0 or 1")
+        _expect(ann.get("area") is None or _is_number(ann["area"]), path, f"{where}.area",
+                "is not a number")
+        _check_segmentation(ann.get("segmentation"), path, f"{where}.segmentation")
 
 
 def _image_id(file_name: str) -> str:
@@ -139,12 +239,12 @@ def _build_index(data: dict[str, Any], categories: tuple[tuple[int, int], ...]
     by_id: dict[str, tuple[int, int, list[dict[str, Any]]]] = {}
     for img in data["images"]:
         entry: tuple[int, int, list[dict[str, Any]]] = (
-            int(img.get("height", 0)), int(img.get("width", 0)), [])
-        by_coco_id[img.get("id")] = entry
-        by_id.setdefault(_image_id(str(img.get("file_name", ""))), entry)
+            img.get("height") or 0, img.get("width") or 0, [])
+        by_coco_id.setdefault(img["id"], entry)  # the loader keeps the first of a shared id
+        by_id.setdefault(_image_id(img["file_name"]), entry)
     for ann in data.get("annotations") or []:
-        entry = by_coco_id.get(ann.get("image_id"))
-        if entry is not None and ann.get("category_id") in known:
+        entry = by_coco_id.get(ann["image_id"])
+        if entry is not None and ann["category_id"] in known:
             entry[2].append(ann)
     return by_id
 
@@ -182,26 +282,20 @@ class CocoMasks:
         return self._by_id
 
     def __call__(self, sample: Sample) -> np.ndarray:
-        with _format_errors(self.path):
-            return self._read(sample)
-
-    def _read(self, sample: Sample) -> np.ndarray:
-        try:
-            height, width, anns = self.index()[sample.id]
-        except KeyError:
-            raise BadInputError(f"image {sample.id!r} is not in the COCO file",
-                                path=self.path) from None
+        """The (H, W) uint8 ground truth of ``sample`` (class order + 1, crowd 255)."""
+        entry = self.index().get(sample.id)
+        if entry is None:
+            raise BadInputError(f"image {sample.id!r} is not in the COCO file", path=self.path)
+        height, width, anns = entry
         if height <= 0 or width <= 0:
-            from pseudolabel.data.images import image_size
-
             height, width = image_size(sample.image)
         mask = np.zeros((height, width), dtype=np.uint8)
         crowd = np.zeros((height, width), dtype=bool)
-        order = sorted(anns, key=lambda a: -float(a.get("area", 0.0)))
+        order = sorted(anns, key=lambda a: -(a.get("area") or 0.0))
         for ann in order:
             try:
                 region = segmentation_to_mask(ann.get("segmentation"), height, width)
-            except (ValueError, TypeError) as exc:
+            except CocoFormatError as exc:
                 raise BadInputError(f"annotation {ann.get('id')} of image {sample.id!r}: {exc}",
                                     path=self.path, fix="fix or drop the annotation") from None
             if ann.get("iscrowd"):
@@ -210,19 +304,6 @@ class CocoMasks:
                 mask[region] = self.category_index[ann["category_id"]] + 1
         mask[crowd & (mask == 0)] = IGNORE
         return mask
-
-
-@contextlib.contextmanager
-def _format_errors(path: Path) -> Iterator[None]:
-    """A value of the wrong JSON type anywhere in the file -> one line naming the file."""
-    try:
-        yield
-    except BadInputError:
-        raise
-    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
-        raise BadInputError(f"COCO file holds a value of an unexpected type "
-                            f"({type(exc).__name__}: {str(exc)[:120]})", path=path,
-                            fix="check it against the COCO instances format") from None
 
 
 def load_coco(
@@ -234,38 +315,35 @@ def load_coco(
     """A COCO instances file and its image folder as a :class:`DatasetIndex`.
 
     Args:
-        split: None for every image, or a text file of image ids (one per line) to keep.
+        split: None for every image, or a text file of image ids (one per line) to keep;
+            :data:`~pseudolabel.data.dataset.DEFAULT_SPLIT` (train's default) without such a
+            file is every image too, as on a VOC root without split files.
         policy: "raise", "skip" or "collect" (see :func:`~pseudolabel.data.load_dataset`).
     """
-    with _format_errors(Path(instances_json)):
-        return _load_coco(Path(instances_json), Path(images_dir), split, policy)
-
-
-def _load_coco(path: Path, images_dir: Path, split: str | None, policy: Policy) -> DatasetIndex:
-    from pseudolabel.data.images import find_image
-
+    path, images_dir = Path(instances_json), Path(images_dir)
     if not images_dir.is_dir():
         raise BadInputError("COCO image folder does not exist", path=images_dir,
                             fix="give --images the folder holding the COCO images")
     data = _read_json(path)
-    problems = _Problems(policy)
-    try:
-        categories = sorted(data["categories"], key=lambda c: int(c["id"]))
-        names = [str(c["name"]) for c in categories]
-        category_index = {int(c["id"]): i for i, c in enumerate(categories)}
-    except (KeyError, TypeError, ValueError):
-        raise BadInputError("a category lacks an integer 'id' or a 'name'", path=path) from None
+    problems = ProblemLog(policy)
+    categories = sorted(data["categories"], key=lambda c: c["id"])
+    names = [c["name"] for c in categories]
+    category_index = {c["id"]: i for i, c in enumerate(categories)}
     if not names:
         raise BadInputError("the COCO file has no category", path=path)
     if len(set(names)) != len(names):
         raise BadInputError("two categories share a name", path=path,
                             fix="give every category its own name")
+    if len(category_index) != len(categories):
+        raise BadInputError("two categories share an id", path=path,
+                            fix="give every category its own id")
 
     coco_ids: dict[Any, str] = {}
+    file_names: dict[str, str] = {}
     order: list[str] = []
     seen: set[str] = set()
     for img in data["images"]:
-        file_name = str(img.get("file_name", "")) if isinstance(img, dict) else ""
+        file_name = img["file_name"]
         image_id = _image_id(file_name)
         try:
             check_image_id(image_id, source=path)
@@ -276,8 +354,14 @@ def _load_coco(path: Path, images_dir: Path, split: str | None, policy: Policy) 
             problems(Problem("duplicate-id", path, f"file {file_name!r} is listed twice",
                              "list every image once", image_id), fatal_for_image=False)
             continue
+        if img["id"] in coco_ids:
+            problems(Problem("duplicate-id", path,
+                             f"images {coco_ids[img['id']]!r} and {image_id!r} share the id "
+                             f"{img['id']!r}", "give every image its own id", image_id))
+            continue
         seen.add(image_id)
-        coco_ids[img.get("id")] = image_id
+        coco_ids[img["id"]] = image_id
+        file_names[image_id] = file_name
         order.append(image_id)
 
     labels: dict[str, set[int]] = {i: set() for i in order}
@@ -298,7 +382,7 @@ def _load_coco(path: Path, images_dir: Path, split: str | None, policy: Policy) 
         labels[image_id].add(category_index[cat])
 
     keep = order
-    if split is not None:
+    if split is not None and (split != DEFAULT_SPLIT or Path(split).is_file()):
         split_file = Path(split)
         if not split_file.is_file():
             raise BadInputError(f"no split {split!r} for a COCO file", path=split_file,
@@ -313,11 +397,15 @@ def _load_coco(path: Path, images_dir: Path, split: str | None, policy: Policy) 
 
     samples = []
     for image_id in keep:
-        image = find_image(images_dir, image_id)
+        named = images_dir / file_names[image_id].replace("\\", "/")
+        if named.is_file() and not is_image_file(named):
+            problems(unsupported_image_problem(named, image_id))
+            continue
+        image = named if named.is_file() else find_image(images_dir, image_id)
         if image is None:
-            problems(Problem("missing-image", images_dir / image_id,
-                             f"image {image_id!r} is listed but has no file",
-                             "add the image or give the right --images folder", image_id))
+            problems(missing_image_problem(
+                images_dir, image_id, "the COCO file (or give the right --images folder)",
+                named))
             continue
         if image_id in problems.bad_ids:
             continue
@@ -328,4 +416,4 @@ def _load_coco(path: Path, images_dir: Path, split: str | None, policy: Policy) 
     reader = CocoMasks(path, category_index)
     reader.index(data)
     return DatasetIndex(images_dir, tuple(names), tuple(samples), split, tuple(problems.found),
-                        tuple(sorted(problems.bad_ids)), reader)
+                        tuple(sorted(problems.bad_ids)), reader, image_dir=images_dir)

@@ -1,16 +1,25 @@
 """Dataset roots in the contract's VOC-style layout (torch-free).
 
-    ROOT/JPEGImages/<id>.jpg                  images (.jpg, .jpeg or .png)
-    ROOT/ImageSets/Segmentation/<split>.txt   one id per line (no split folder: every image)
+    ROOT/JPEGImages/<id>.jpg                  images (IMAGE_SUFFIXES, any case: .jpg, .JPG, .png)
+    ROOT/ImageSets/Segmentation/<split>.txt   one id per line (no split files: see below)
     ROOT/classes.txt                          foreground classes; optional first line 'background'
     ROOT/labels.csv                           header `image,labels`, labels space-separated
     ROOT/Annotations/<id>.xml                 (alternative) VOC object names
     ROOT/SegmentationClass/<id>.png           (optional) ground-truth masks
 
 Class ``i`` (0-based, foreground only) has mask value ``i + 1``; 0 is background, 255 ignore.
-Problems are handled by a policy: ``"raise"`` (a :class:`BadInputError` naming the file and the
-fix), ``"skip"`` (``--skip-bad``: log, drop the image, go on) or ``"collect"`` (``inspect``: keep
-going and report every problem).
+
+Splits: a split is the file ``ImageSets/Segmentation/<split>.txt``. No split (None) is every
+image. A root without split files is one split named ``train`` (:data:`DEFAULT_SPLIT`, the
+default of ``train`` and ``make-cams``): any other split name is an error on every root.
+
+Nothing is dropped silently: every file in JPEGImages/ is an image of the data set (hidden files
+aside), so a file whose suffix pseudolabel does not read (``.gif``, ``.heic``, ``.txt``) is an
+``unsupported-image`` problem; a label row with an extra column (``id,smoke,cloud``) is a
+``bad-label-row``. Problems are handled by a policy: ``"raise"`` (a :class:`BadInputError` naming
+the file and the fix), ``"skip"`` (``--skip-bad``: log, drop the image, go on) or ``"collect"``
+(``inspect``: keep going and report every problem). :data:`PROBLEM_KINDS` says which problems
+stop ``train`` (errors) and which do not (warnings: never raised, logged).
 """
 
 from __future__ import annotations
@@ -27,13 +36,42 @@ from typing import Literal
 
 import numpy as np
 
-from pseudolabel.data.images import IMAGE_SUFFIXES, find_image
+from pseudolabel.data.images import IMAGE_SUFFIXES, find_image, is_image_file, same_stem_files
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import check_image_id
 
 log = logging.getLogger(__name__)
 
 Policy = Literal["raise", "skip", "collect"]
+Severity = Literal["error", "warning"]
+
+#: The split that means "every image" on a root without split files (train's default).
+DEFAULT_SPLIT = "train"
+
+#: Every kind of dataset problem: its severity and what it means. An "error" stops ``train`` and
+#: ``make-cams`` (unless ``--skip-bad`` drops the image) and makes ``inspect`` exit 2; a "warning"
+#: does not (ground-truth masks are read by ``evaluate`` only). docs/concepts.md shows this table.
+PROBLEM_KINDS: dict[str, tuple[Severity, str]] = {
+    "bad-id": ("error", "an id that is not a plain relative name ('..', '/abs', control "
+                        "characters, a leading dot)"),
+    "duplicate-id": ("error", "an id listed twice, or two image files for one id"),
+    "missing-image": ("error", "an id of the split file, labels or COCO file without an image file"),
+    "unsupported-image": ("error", "a file among the images whose suffix pseudolabel does not "
+                                   "read (.gif, .heic, ...)"),
+    "bad-image": ("error", "an image that cannot be read (a truncated one: with --decode)"),
+    "no-label-row": ("error", "an image without a label row or annotation file"),
+    "duplicate-label-row": ("error", "a second label row for one image"),
+    "bad-label-row": ("error", "a label row with more than two columns (classes separated by "
+                               "commas instead of spaces)"),
+    "unknown-class": ("error", "a class name or COCO category that is not declared"),
+    "bad-annotation": ("error", "an annotation file that is not valid XML"),
+    "label-without-image": ("warning", "a label row or COCO annotation of an image that does "
+                                       "not exist"),
+    "bad-mask": ("warning", "a ground-truth mask that cannot be read (evaluate stops on it)"),
+    "mask-size": ("warning", "a ground-truth mask whose size differs from its image's"),
+    "mask-values": ("warning", "mask values outside 0..K and 255"),
+    "mask-labels": ("warning", "a mask whose classes differ from the image's labels"),
+}
 
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -62,8 +100,22 @@ class Problem:
     fix: str = ""
     image_id: str | None = None
 
+    @property
+    def severity(self) -> Severity:
+        """"error" (stops ``train``) or "warning", from :data:`PROBLEM_KINDS`."""
+        return PROBLEM_KINDS[self.kind][0]
+
     def error(self) -> BadInputError:
         return BadInputError(self.message, path=self.path, fix=self.fix or None)
+
+
+def unsupported_image_problem(path: Path, image_id: str | None) -> Problem:
+    """The problem of an image file whose suffix is not one of ``IMAGE_SUFFIXES``."""
+    return Problem("unsupported-image", path,
+                   f"{path.suffix or 'a file without suffix'} is not an image format pseudolabel "
+                   f"reads ({', '.join(IMAGE_SUFFIXES)}, any case)",
+                   "convert it to .jpg or .png (segmentation frameworks read those too), or move "
+                   "it out of the image folder", image_id)
 
 
 @dataclass(frozen=True)
@@ -71,7 +123,8 @@ class DatasetIndex:
     """The images of one split with their image-level labels; cheap to pickle to workers.
 
     ``gt_reader`` reads a ground-truth mask for a sample when masks are not PNG files
-    (COCO polygons); by default masks are read from ``Sample.mask``.
+    (COCO polygons); by default masks are read from ``Sample.mask``. ``image_dir`` is the folder
+    the image files lie in (ROOT/JPEGImages, or the COCO image folder).
     """
 
     root: Path
@@ -81,6 +134,7 @@ class DatasetIndex:
     problems: tuple[Problem, ...] = ()
     skipped: tuple[str, ...] = ()
     gt_reader: Callable[[Sample], np.ndarray | None] | None = field(default=None, repr=False)
+    image_dir: Path | None = None
 
     @property
     def num_classes(self) -> int:
@@ -126,8 +180,7 @@ class DatasetIndex:
     def subset(self, ids: Sequence[str]) -> DatasetIndex:
         """The same dataset restricted to ``ids`` (in that order)."""
         by_id = self.by_id()
-        return DatasetIndex(self.root, self.classes, tuple(by_id[i] for i in ids), self.split,
-                            self.problems, self.skipped, self.gt_reader)
+        return dataclasses.replace(self, samples=tuple(by_id[i] for i in ids))
 
 
 def _decode_error(path: Path) -> str | None:
@@ -155,13 +208,16 @@ def drop_undecodable(index: DatasetIndex, workers: int = 2) -> DatasetIndex:
         return index
     keep = [s.id for s, e in zip(index.samples, errors, strict=True) if e is None]
     if not keep:
-        raise BadInputError("no image of the split can be decoded", path=index.root / "JPEGImages")
+        raise BadInputError("no image of the split can be decoded", path=index.image_dir or index.root)
     return dataclasses.replace(index.subset(keep),
                                skipped=tuple(sorted({*index.skipped, *(s.id for s, _ in bad)})))
 
 
-class _Problems:
-    """Applies the policy to problems as they are found."""
+class ProblemLog:
+    """Applies the policy to problems as they are found (shared by the VOC and COCO readers).
+
+    Warnings (:data:`PROBLEM_KINDS`) are recorded and, unless collecting, logged; never raised.
+    """
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -170,6 +226,10 @@ class _Problems:
 
     def __call__(self, problem: Problem, *, fatal_for_image: bool = True) -> None:
         self.found.append(problem)
+        if problem.severity == "warning":
+            if self.policy != "collect":
+                log.warning("%s", problem.error().one_line())
+            return
         if self.policy == "raise":
             raise problem.error()
         if fatal_for_image and problem.image_id is not None:
@@ -233,16 +293,49 @@ def list_splits(root: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.txt")) if folder.is_dir() else []
 
 
-def _ids_from_images(folder: Path) -> list[str]:
-    ids = []
+def images_in_folder(folder: Path, problems: ProblemLog) -> dict[str, Path]:
+    """id -> file of every image under ``folder`` (sub-folders too; hidden files left out).
+
+    A file whose suffix is not an image suffix is an ``unsupported-image`` problem, two files of
+    one id (``a.jpg``, ``a.png``) a ``duplicate-id`` problem (the first in suffix order is kept).
+    """
+    found: dict[str, list[Path]] = {}
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.suffix in IMAGE_SUFFIXES and not p.name.startswith("."):
-            ids.append(p.relative_to(folder).with_suffix("").as_posix())
-    return ids
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        image_id = rel.with_suffix("").as_posix()
+        if not is_image_file(p):
+            problems(unsupported_image_problem(p, image_id))
+            continue
+        found.setdefault(image_id, []).append(p)
+    out = {}
+    for image_id, files in found.items():
+        if len(files) > 1:
+            files.sort(key=lambda f: IMAGE_SUFFIXES.index(f.suffix.lower()))
+            problems(Problem("duplicate-id", files[1],
+                             f"image id {image_id!r} has {len(files)} files "
+                             f"({', '.join(f.name for f in files)})",
+                             "keep one file per image id", image_id), fatal_for_image=False)
+        out[image_id] = files[0]
+    return out
+
+
+def missing_image_problem(folder: Path, image_id: str, listed_in: str,
+                          expected: Path | None = None) -> Problem:
+    """The problem of an id without an image file (``expected``, by default ``<id>.jpg``):
+    ``unsupported-image`` when a file of another suffix is there (``x.gif``), else
+    ``missing-image``."""
+    others = same_stem_files(folder, image_id)
+    if others:
+        return unsupported_image_problem(others[0], image_id)
+    return Problem("missing-image", expected or folder / f"{image_id}.jpg",
+                   f"image {image_id!r} is listed but has no file",
+                   f"add the image or remove the id from {listed_in}", image_id)
 
 
 def read_labels_csv(
-    path: Path, classes: Sequence[str], problems: _Problems
+    path: Path, classes: Sequence[str], problems: ProblemLog
 ) -> dict[str, tuple[int, ...]]:
     """Image-level labels from labels.csv (`image,labels`, labels space-separated)."""
     index = {c: i for i, c in enumerate(classes)}
@@ -254,13 +347,27 @@ def read_labels_csv(
             if header is None or [h.strip().lower() for h in header[:2]] != ["image", "labels"]:
                 raise BadInputError("labels.csv must start with the header 'image,labels'",
                                     path=path, fix="add the header line `image,labels`")
+            if any(h.strip() for h in header[2:]):
+                raise BadInputError(f"labels.csv has {len(header)} columns, not the two "
+                                    "`image,labels`", path=path,
+                                    fix="keep two columns: the classes of an image go in the "
+                                        "second one, separated by spaces")
             for lineno, row in enumerate(reader, start=2):
                 if not row or not "".join(row).strip():
                     continue
                 image_id = row[0].strip()
-                image_id = os.path.splitext(image_id)[0] if image_id.endswith(
-                    tuple(IMAGE_SUFFIXES)) else image_id
+                stem, suffix = os.path.splitext(image_id)
+                image_id = stem if suffix.lower() in IMAGE_SUFFIXES else image_id
                 names = row[1].split() if len(row) > 1 else []
+                extra = [c.strip() for c in row[2:] if c.strip()]
+                if extra:  # `a,smoke,cloud`: cloud must not be dropped silently
+                    problems(Problem(
+                        "bad-label-row", path,
+                        f"line {lineno}: image {image_id!r} has {len(row)} columns "
+                        f"({', '.join(map(repr, [*names, *extra]))} after the id)",
+                        f"separate the classes by spaces in one column: "
+                        f"`{image_id},{' '.join([*names, *extra])}`", image_id))
+                    continue
                 if image_id in out:
                     problems(Problem("duplicate-label-row", path,
                                      f"line {lineno}: image {image_id!r} has a second label row",
@@ -285,7 +392,7 @@ def read_labels_csv(
     return out
 
 
-def read_voc_xml(path: Path, classes: Sequence[str], problems: _Problems,
+def read_voc_xml(path: Path, classes: Sequence[str], problems: ProblemLog,
                  image_id: str) -> tuple[int, ...] | None:
     """Class indices of the objects named in one VOC annotation file."""
     index = {c: i for i, c in enumerate(classes)}
@@ -316,25 +423,21 @@ def load_dataset(
     *,
     policy: Policy = "raise",
     require_labels: bool = True,
-    coco: str | os.PathLike | None = None,
-    images: str | os.PathLike | None = None,
 ) -> DatasetIndex:
-    """Read a dataset root (or a COCO instances file) into a :class:`DatasetIndex`.
+    """Read a VOC-style dataset root into a :class:`DatasetIndex`.
 
     Args:
         root: the dataset root (ignored for COCO, where ``images`` is the image folder).
-        split: a split file name under ImageSets/Segmentation; None or a split without a file
-            when the root has no ImageSets folder means every image of JPEGImages.
+        split: a split file name under ImageSets/Segmentation; None is every image of
+            JPEGImages, and so is :data:`DEFAULT_SPLIT` on a root without split files; any other
+            split without its file is an error.
         policy: "raise", "skip" (``--skip-bad``) or "collect" (``inspect``).
         require_labels: whether image-level labels must exist (train, make-cams) or not
             (evaluate, which only needs masks).
-        coco: a COCO ``instances.json``; then ``images`` is the image folder.
-    """
-    if coco is not None:
-        from pseudolabel.data.coco import load_coco
 
-        return load_coco(coco, images if images is not None else root, split=split,
-                         policy=policy)
+    A COCO instances file is read by :func:`pseudolabel.data.coco.load_coco`; both kinds through
+    one call: :func:`pseudolabel.data.source.open_dataset`.
+    """
     root = Path(root)
     if not root.is_dir():
         raise BadInputError("dataset root is not a folder", path=root,
@@ -343,7 +446,7 @@ def load_dataset(
     if not image_dir.is_dir():
         raise BadInputError("dataset root has no JPEGImages/ folder", path=root,
                             fix="put the images in ROOT/JPEGImages/<id>.jpg")
-    problems = _Problems(policy)
+    problems = ProblemLog(policy)
 
     # classes
     annotations = root / "Annotations"
@@ -356,7 +459,9 @@ def load_dataset(
                             fix="write the foreground class names, one per line")
 
     # ids
-    split_file = root / "ImageSets" / "Segmentation" / f"{split}.txt" if split else None
+    split_dir = root / "ImageSets" / "Segmentation"
+    split_file = split_dir / f"{split}.txt" if split else None
+    files: dict[str, Path] = {}
     if split_file is not None and split_file.is_file():
         ids = read_split(split_file)
         id_source: Path = split_file
@@ -366,12 +471,17 @@ def load_dataset(
     elif split and list_splits(root):
         raise BadInputError(f"no split {split!r}", path=split_file,
                             fix=f"use one of: {', '.join(list_splits(root))}")
+    elif split and split != DEFAULT_SPLIT:
+        raise BadInputError(f"no split {split!r}: the root has no split files", path=split_dir,
+                            fix=f"leave the split out to use every image, or list the ids of "
+                                f"{split!r} in ImageSets/Segmentation/{split}.txt")
     else:
-        ids = _ids_from_images(image_dir)
+        files = images_in_folder(image_dir, problems)
+        ids = list(files)
         id_source = image_dir
         if not ids:
             raise BadInputError("JPEGImages/ holds no image", path=image_dir,
-                                fix="add .jpg or .png images")
+                                fix=f"add images ({', '.join(IMAGE_SUFFIXES)})")
 
     seen: set[str] = set()
     unique_ids = []
@@ -412,11 +522,9 @@ def load_dataset(
     mask_dir = root / "SegmentationClass"
     samples = []
     for image_id in unique_ids:
-        image = find_image(image_dir, image_id)
+        image = files.get(image_id) or find_image(image_dir, image_id)
         if image is None:
-            problems(Problem("missing-image", image_dir / f"{image_id}.jpg",
-                             f"image {image_id!r} is listed but has no file",
-                             "add the image or remove the id from the split file", image_id))
+            problems(missing_image_problem(image_dir, image_id, "the split file"))
             continue
         if (label_source == labels_csv and image_id not in labels
                 and image_id not in problems.bad_ids):  # (a bad row was reported already)
@@ -431,7 +539,7 @@ def load_dataset(
                               mask if mask.is_file() else None))
 
     if label_source == labels_csv and policy == "collect":
-        for image_id in sorted(set(labels) - seen):
+        for image_id in sorted(set(labels) - seen - problems.bad_ids):
             if find_image(image_dir, image_id) is None:
                 problems(Problem("label-without-image", labels_csv,
                                  f"label row for {image_id!r} has no image",
@@ -441,4 +549,4 @@ def load_dataset(
         raise BadInputError("no usable image in the dataset", path=id_source,
                             fix="check the split file, JPEGImages/ and labels.csv")
     return DatasetIndex(root, tuple(classes), tuple(samples), split, tuple(problems.found),
-                        tuple(sorted(problems.bad_ids)))
+                        tuple(sorted(problems.bad_ids)), image_dir=image_dir)

@@ -16,7 +16,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pseudolabel.errors import BadInputError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".tif", ".tiff", ".webp")
+#: The image suffixes pseudolabel reads, matched in any case (``.JPG``, ``.Jpg``). Not ``.gif``:
+#: segmentation frameworks (OpenCV in mmsegmentation) cannot read it.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _open(path: Path) -> Image.Image:
@@ -100,13 +102,30 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has one of :data:`IMAGE_SUFFIXES` (in any case)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def same_stem_files(folder: Path, image_id: str) -> list[Path]:
+    """The files ``folder/<id>.*`` (any suffix), sorted."""
+    path = folder / image_id
+    if not path.parent.is_dir():
+        return []
+    prefix = path.name + "."
+    return sorted(p for p in path.parent.iterdir()
+                  if p.name.startswith(prefix) and "." not in p.name[len(prefix):] and p.is_file())
+
+
 def find_image(folder: Path, image_id: str) -> Path | None:
-    """The file ``folder/<id>.<ext>`` for the first known image suffix that exists."""
+    """The file ``folder/<id>.<ext>`` for the first image suffix (in any case) that exists."""
     for suffix in IMAGE_SUFFIXES:
-        p = folder / (image_id + suffix)
-        if p.is_file():
-            return p
-    return None
+        for variant in (suffix, suffix.upper()):
+            p = folder / (image_id + variant)
+            if p.is_file():
+                return p
+    images = [p for p in same_stem_files(folder, image_id) if is_image_file(p)]  # .Jpg
+    return min(images, key=lambda p: IMAGE_SUFFIXES.index(p.suffix.lower())) if images else None
 
 
 def image_folder(root: str | os.PathLike) -> Path:

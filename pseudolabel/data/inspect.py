@@ -5,6 +5,9 @@ image's header and ground-truth mask are checked in worker processes: masks whos
 from the image, mask values outside 0..K and 255, masks whose classes differ from the image's
 labels, unreadable images (``decode`` decodes every image fully, which also finds truncated
 files; by default only the header is read).
+
+Each problem is an error (it stops ``train``: ``inspect`` exits 2) or a warning
+(:data:`~pseudolabel.data.dataset.PROBLEM_KINDS`).
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from pseudolabel.config import to_dict
-from pseudolabel.data.dataset import DatasetIndex, Problem, Sample, load_dataset
+from pseudolabel.config import check_fields, setting, to_dict
+from pseudolabel.data.dataset import DatasetIndex, Problem, Sample
 from pseudolabel.data.images import image_size, load_image
 from pseudolabel.data.masks import IGNORE
+from pseudolabel.data.source import DataSource, SourceLike, open_dataset
 from pseudolabel.data.workers import imap_ordered
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_write
@@ -37,14 +41,15 @@ class InspectConfig:
     """Options of ``pseudolabel inspect``: the split, worker processes, images per task, and
     whether to decode every image (slower) rather than read its header."""
 
-    split: str | None = None
-    workers: int = 1
-    chunk_size: int = 64
-    decode: bool = False
+    split: str | None = setting(
+        None, help="Split to inspect (default: every image); with --coco a file of image ids.")
+    workers: int = setting(1, help="Worker processes for the image and mask checks.", ge=1)
+    chunk_size: int = setting(64, help="Images per worker task.", ge=1)
+    decode: bool = setting(
+        False, help="Decode every image fully (finds truncated files; slower than the header).")
 
     def __post_init__(self) -> None:
-        if self.workers < 1 or self.chunk_size < 1:
-            raise ValueError("workers and chunk_size must be at least 1")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,15 @@ class InspectReport:
     def images_per_class(self) -> np.ndarray:
         return np.diag(self.cooccurrence)
 
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        """The problems that stop ``train`` (``inspect`` exits 2 when there is one)."""
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "warning")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "root": str(self.root), "split": self.split, "classes": list(self.classes),
@@ -74,7 +88,9 @@ class InspectReport:
                                          strict=True)),
             "cooccurrence": self.cooccurrence.tolist(),
             "problem_counts": dict(Counter(p.kind for p in self.problems)),
-            "problems": [{"kind": p.kind, "path": None if p.path is None else str(p.path),
+            "errors": len(self.errors), "warnings": len(self.warnings),
+            "problems": [{"kind": p.kind, "severity": p.severity,
+                          "path": None if p.path is None else str(p.path),
                           "image": p.image_id, "message": p.message, "fix": p.fix}
                          for p in self.problems],
             "options": self.options,
@@ -102,10 +118,17 @@ class InspectReport:
         counts = Counter(p.kind for p in self.problems)
         lines.append(f"problems: {len(self.problems)} ("
                      + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ")")
-        for p in self.problems[:max_problems]:
-            lines.append(f"  [{p.kind}] {p.error().one_line()}")
-        if len(self.problems) > max_problems:
-            lines.append(f"  ... {len(self.problems) - max_problems} more (see --json)")
+        left = max_problems
+        for title, group in (("errors (they stop `pseudolabel train`; inspect exits 2)",
+                              self.errors), ("warnings", self.warnings)):
+            if not group:
+                continue
+            lines.append(f"{title}: {len(group)}")
+            for p in group[:left]:
+                lines.append(f"  [{p.kind}] {p.error().one_line()}")
+            if len(group) > left:
+                lines.append(f"  ... {len(group) - left} more (see --json)")
+            left = max(0, left - len(group))
         return "\n".join(lines)
 
 
@@ -180,21 +203,19 @@ def inspect_dataset(dataset: DatasetIndex, config: InspectConfig = InspectConfig
                          int((labels.sum(1) == 0).sum()), cooc, masks, tuple(problems))
 
 
-def run(config: InspectConfig, root: str | os.PathLike | None = None, *,
-        coco: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
+def run(config: InspectConfig, source: SourceLike, *,
         json_out: str | os.PathLike | None = None) -> InspectReport:
-    """The inspect stage: read the root with policy "collect", check it, write ``json_out``.
+    """The inspect stage: read the data set (a root, or a :class:`DataSource`) with policy
+    "collect", check it, write ``json_out``.
 
-    Raises :class:`BadInputError` only when the root cannot be read at all.
+    Raises :class:`BadInputError` only when the data set cannot be read at all; the problems
+    found are in the report (``report.errors``: those that stop ``train``).
     """
-    if root is None and coco is None:
-        raise BadInputError("no dataset given", fix="give ROOT, or --coco JSON --images DIR")
-    dataset = load_dataset(root if root is not None else images or ".", config.split,
-                           policy="collect", require_labels=True, coco=coco, images=images)
+    source = DataSource.of(source)
+    dataset = open_dataset(source, config.split, policy="collect", require_labels=True)
     report = inspect_dataset(dataset, config)
-    options = {**to_dict(config),
-               **{k: None if v is None else str(Path(v).resolve())
-                  for k, v in (("root", root), ("coco", coco), ("images", images))}}
+    options = {**to_dict(config), "root": None, "coco": None, "images": None,
+               **source.to_dict()}
     report = dataclasses.replace(report, options=options)
     if json_out is not None:
         with atomic_write(json_out, "w", encoding="utf-8") as fh:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-IGNORE = 255
+from pseudolabel.data.masks import IGNORE
 
 
 def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int,

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from pseudolabel.config import to_dict
-from pseudolabel.data.dataset import DatasetIndex, Sample, load_dataset
+from pseudolabel.data.dataset import DatasetIndex, Sample
 from pseudolabel.data.masks import CONTEXT_DIR, read_mask
+from pseudolabel.data.source import DataSource, open_dataset
 from pseudolabel.data.workers import imap_ordered
 from pseudolabel.errors import BadInputError
 from pseudolabel.evaluate.metrics import (
@@ -343,9 +344,9 @@ def run(config: EvaluateConfig, mask_dir: str | Path, gt: str | Path | None = No
     """
     if gt is None and coco is None:
         raise BadInputError("no ground truth given", fix="give --gt ROOT or --coco JSON --images DIR")
-    dataset = load_dataset(gt if gt is not None else images or ".", config.split,
-                           policy="skip" if config.skip_bad else "raise", require_labels=False,
-                           coco=coco, images=images)
+    source = DataSource(root=gt) if gt is not None else DataSource(coco=coco, images=images)
+    dataset = open_dataset(source, config.split, policy="skip" if config.skip_bad else "raise",
+                           require_labels=False)
     result = evaluate(mask_dir, dataset, config)
     options = {**to_dict(config), "mask_dir": str(Path(mask_dir).resolve()),
                "gt": None if gt is None else str(Path(gt).resolve()),

@@ -81,13 +81,15 @@ def test_inspect_cannot_read_root(case: str, tiny_voc_root) -> None:
     assert_one_line_error(CliRunner().invoke(cli, ["inspect", str(root)]), where)
 
 
-@pytest.mark.parametrize("case", ["unknown class", "id leaving the root", "corrupt ground truth"])
-def test_inspect_lists_what_evaluate_refuses(case: str, tiny_voc_root) -> None:
+# exit 2 when the problem would stop train (an error), 0 for a warning (a bad ground-truth mask)
+@pytest.mark.parametrize(("case", "code"), [("unknown class", 2), ("id leaving the root", 2),
+                                            ("corrupt ground truth", 0)])
+def test_inspect_lists_what_evaluate_refuses(case: str, code: int, tiny_voc_root) -> None:
     root = tiny_voc_root()
     where = CASES[case](root)
     split = ["--split", "val"] if case == "id leaving the root" else []
     result = CliRunner().invoke(cli, ["inspect", str(root), *split])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     assert any(where in line for line in result.output.splitlines() if line.startswith("  ["))
 

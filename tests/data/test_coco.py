@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from pseudolabel.data import load_dataset
+from pseudolabel.data import DataSource, open_dataset
 from pseudolabel.data.coco import (
     CocoMasks,
     decode_rle_string,
@@ -136,7 +137,7 @@ def write_coco(tmp_path: Path, *, extra_ann=None, size=(20, 24)) -> tuple[Path, 
 
 def test_load_coco_classes_labels_and_masks(tmp_path: Path) -> None:
     path, images = write_coco(tmp_path)
-    ds = load_dataset(tmp_path, coco=path, images=images)
+    ds = open_dataset(DataSource(coco=path, images=images))
     assert ds.classes == ("cat", "person", "dog")  # sorted by category id: 2, 5, 7
     labels = {s.id: s.labels for s in ds}
     assert labels == {"a": (0, 2), "b": (0, 1), "c": ()}
@@ -185,7 +186,7 @@ def test_coco_bad_input(tmp_path: Path) -> None:
     (images / "a.png").unlink()
     assert load_coco(path, images, policy="skip").ids == ["b"]
     path.write_text(path.read_text().replace('"category_id": 99', '"category_id": 2'))
-    with pytest.raises(BadInputError, match=r"images/a: image 'a' is listed but has no file"):
+    with pytest.raises(BadInputError, match=r"images/a.png: image 'a' is listed but has no file"):
         load_coco(path, images)
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(BadInputError, match=r"junk\.json: not valid JSON"):
@@ -207,3 +208,66 @@ def test_coco_split_file_and_bad_segmentation(tmp_path: Path) -> None:
         ds.read_gt(ds[0])
     with pytest.raises(BadInputError, match="no split"):
         load_coco(path, images, split="val")
+
+
+def test_values_of_the_wrong_type_name_the_json_path(tmp_path: Path) -> None:
+    path, images = write_coco(tmp_path)
+    good = json.loads(path.read_text())
+    cases = [
+        (("annotations", 1, "segmentation"), "abc", r"annotations\[1\]\.segmentation is neither"),
+        (("annotations", 0, "segmentation"), [[0, 0, 1]], r"annotations\[0\]\.segmentation\[0\]"),
+        (("annotations", 0, "category_id"), "7", r"annotations\[0\]\.category_id is not an int"),
+        (("annotations", 2, "segmentation", "counts"), [1.5], r"annotations\[2\]\.segmentation"
+                                                               r"\.counts"),
+        (("images", 2, "height"), -3, r"images\[2\]\.height is not a size"),
+        (("images", 0, "id"), [1], r"images\[0\]\.id is not an integer or string"),
+        (("categories", 1, "name"), None, r"categories\[1\]\.name is not a name"),
+        (("annotations", 0, "area"), float("nan"), r"annotations\[0\]\.area is not a number"),
+    ]
+    for keys, value, message in cases:
+        data = json.loads(json.dumps(good))
+        node = data
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+        path.write_text(json.dumps(data))
+        with pytest.raises(BadInputError, match=r"instances\.json: " + message):
+            load_coco(path, images)
+
+
+def test_internal_errors_are_not_turned_into_bad_input(tmp_path: Path, monkeypatch) -> None:
+    """Only what bad input raises becomes a BadInputError: a bug stays a bug (exit 1)."""
+    import pseudolabel.data.coco as coco
+
+    path, images = write_coco(tmp_path)
+    ds = load_coco(path, images)
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(coco, "polygon_to_mask", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        ds.read_gt(ds.by_id()["a"])
+    monkeypatch.setattr(coco, "check_image_id", lambda *a, **k: {}["missing"])
+    with pytest.raises(KeyError):
+        load_coco(path, images)
+
+
+def test_coco_files_that_must_not_disappear(tmp_path: Path) -> None:
+    path, images = write_coco(tmp_path)
+    data = json.loads(path.read_text())
+    (images / "c.png").rename(images / "c.gif")
+    data["images"][2]["file_name"] = "c.gif"
+    data["images"].append({"id": 10, "file_name": "d.png", "height": 20, "width": 24})
+    data["images"].append({"id": 13, "file_name": "e\n.png", "height": 20, "width": 24})
+    shutil.copy(images / "a.png", images / "d.png")
+    path.write_text(json.dumps(data))
+    kinds = {(p.kind, p.image_id) for p in load_coco(path, images, policy="collect").problems}
+    assert kinds == {("unsupported-image", "c"), ("duplicate-id", "d"), ("bad-id", None)}
+    assert load_coco(path, images, policy="skip").ids == ["a", "b"]
+    with pytest.raises(BadInputError, match=r"instances\.json: images 'a' and 'd' share the id"):
+        load_coco(path, images)
+    data["images"] = data["images"][:3]
+    path.write_text(json.dumps(data))
+    with pytest.raises(BadInputError, match=r"images/c\.gif: \.gif is not an image format"):
+        load_coco(path, images)

@@ -198,3 +198,96 @@ def test_roots_that_cannot_be_read(tmp_path: Path, tiny_voc_root) -> None:
         p.unlink()
     with pytest.raises(BadInputError, match="JPEGImages/ holds no image"):
         load_dataset(empty)
+
+
+# ------------------------------------------------------------------ nothing dropped silently
+def test_a_label_row_with_an_extra_column_is_a_problem(tiny_voc_root, caplog) -> None:
+    root = tiny_voc_root()
+    text = (root / "labels.csv").read_text()
+    (root / "labels.csv").write_text(text.replace("img2,cat dog", "img2,cat,dog"))
+    with pytest.raises(BadInputError, match=r"labels\.csv: line \d: image 'img2' has 3 columns"
+                                            r".*fix: .*`img2,cat dog`"):
+        load_dataset(root)
+    with caplog.at_level(logging.WARNING):
+        assert load_dataset(root, policy="skip").ids == ["img0", "img1", "img3"]
+    assert any("skipped" in r.getMessage() and "img2" in r.getMessage() for r in caplog.records)
+    collected = load_dataset(root, policy="collect")
+    assert [p.kind for p in collected.problems] == ["bad-label-row"]
+    assert collected.problems[0].severity == "error"
+    # a trailing empty cell (a spreadsheet's export) holds no class: nothing is dropped
+    (root / "labels.csv").write_text(text.replace("img2,cat dog", "img2,cat dog,"))
+    assert load_dataset(root).by_id()["img2"].labels == (0, 1)
+    (root / "labels.csv").write_text(text.replace("image,labels", "image,labels,notes"))
+    with pytest.raises(BadInputError, match="3 columns, not the two"):
+        load_dataset(root)
+
+
+def test_image_suffixes_in_any_case_and_unsupported_files(tiny_voc_root, caplog) -> None:
+    root = tiny_voc_root()
+    images = root / "JPEGImages"
+    (images / "img1.png").rename(images / "img1.Png")
+    (images / "img2.png").rename(images / "img2.PNG")
+    assert load_dataset(root).ids == ["img0", "img1", "img2", "img3"]  # none disappears
+    assert load_dataset(root).by_id()["img1"].image == images / "img1.Png"
+    (images / "img3.png").rename(images / "img3.gif")
+    with pytest.raises(BadInputError, match=r"JPEGImages/img3\.gif: \.gif is not an image "
+                                            r"format.*fix: convert it"):
+        load_dataset(root)
+    with caplog.at_level(logging.WARNING):
+        assert load_dataset(root, policy="skip").ids == ["img0", "img1", "img2"]
+    assert any("img3.gif" in r.getMessage() for r in caplog.records)
+    kinds = [p.kind for p in load_dataset(root, policy="collect").problems]
+    assert kinds == ["unsupported-image"]  # not also "label row without image"
+    # a split file that lists it: the same problem, not "listed but has no file"
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "all.txt").write_text("img1\nimg3\n")
+    with pytest.raises(BadInputError, match=r"img3\.gif: \.gif is not an image format"):
+        load_dataset(root, "all")
+    # two files of one id: not one silently picked
+    (images / "img3.gif").unlink()
+    shutil.copy(images / "img0.png", images / "img0.jpg")
+    with pytest.raises(BadInputError, match=r"image id 'img0' has 2 files \(img0\.jpg, img0\.png"):
+        load_dataset(root)
+
+
+def test_ids_with_control_characters_are_refused(tiny_voc_root) -> None:
+    from pseudolabel.io import check_image_id
+
+    for bad in ("x\n", "x\r\n", "a\x00b", "x\t", "\nx"):
+        with pytest.raises(BadInputError, match="not a plain relative name"):
+            check_image_id(bad)
+    assert check_image_id("2008/000_1.a-b") == "2008/000_1.a-b"
+    root = tiny_voc_root()
+    shutil.copy(root / "JPEGImages" / "img0.png", root / "JPEGImages" / "evil\n.png")
+    with pytest.raises(BadInputError, match=r"image id 'evil\\n' is not a plain relative name"):
+        load_dataset(root)
+    assert "evil\n" not in load_dataset(root, policy="skip").ids
+
+
+def test_an_unknown_split_is_an_error_on_every_root(tiny_voc_root) -> None:
+    no_sets = tiny_voc_root()
+    with pytest.raises(BadInputError, match=r"no split 'nonsense': the root has no split files"
+                                            r".*fix: leave the split out"):
+        load_dataset(no_sets, "nonsense")
+    with pytest.raises(BadInputError, match="no split 'val'"):
+        load_dataset(no_sets, "val")
+    # train (the default of train and make-cams) and no split: every image
+    assert load_dataset(no_sets, "train").ids == load_dataset(no_sets).ids == list(DEFAULT_LABELS)
+    with_sets = tiny_voc_root(splits={"train": ["img0"], "val": ["img1"]})
+    with pytest.raises(BadInputError, match=r"no split 'nonsense'.*use one of: train, val"):
+        load_dataset(with_sets, "nonsense")
+
+
+def test_every_problem_kind_has_a_severity_and_the_docs_list_it() -> None:
+    import re
+
+    from pseudolabel.data.dataset import PROBLEM_KINDS
+
+    repo = Path(__file__).resolve().parents[2]
+    code = "\n".join(p.read_text() for p in (repo / "pseudolabel" / "data").glob("*.py"))
+    used = set(re.findall(r'Problem\(\s*"([a-z-]+)"', code))
+    used |= set(re.findall(r'return Problem\("([a-z-]+)"', code))
+    assert used and used <= set(PROBLEM_KINDS), used - set(PROBLEM_KINDS)
+    docs = (repo / "docs" / "concepts.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z-]+)` \| (error|warning) \|", docs, re.M))
+    assert rows == {kind: sev for kind, (sev, _) in PROBLEM_KINDS.items()}

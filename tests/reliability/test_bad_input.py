@@ -85,8 +85,10 @@ def test_corpus(kind: str, command: str, case: Case, tmp_path: Path) -> None:
         assert result.exit_code == 0, text
         if command == "make-cams":
             _check_store(out / "cams.h5", case, kind)
-    elif command == "inspect" and result.exit_code == 0:
+    elif command == "inspect" and "problems:" in text:  # the data set could be read
         assert needle in text or kind in HEADER_OK, f"inspect did not report {needle}: {text}"
+        # exit 2 exactly when a problem would stop train (listed under "errors")
+        assert result.exit_code == (2 if "\nerrors (" in text else 0), text
     else:
         line = assert_one_line_error(result, needle)
         assert "fix:" in line, line
