@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pseudolabel.config import save_config, to_dict
-from pseudolabel.data import load_dataset, voc_palette
+from pseudolabel.data import voc_palette
+from pseudolabel.data.source import DataSource, SourceLike, open_dataset
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_write, output_path
 
@@ -29,12 +30,17 @@ class ExportConfig:
     batch_size: int = 8
 
 
-def run(config: ExportConfig, masks: str | Path, images: str | Path, out: str | Path) -> Path:
-    """Write the split, class list and mmsegmentation config for ``masks`` into ``out``."""
+def run(config: ExportConfig, masks: str | Path, images: SourceLike, out: str | Path) -> Path:
+    """Write the split, class list and mmsegmentation config for ``masks`` into ``out``.
+
+    ``images``: the data set the masks were made for (a root path, or a
+    :class:`~pseudolabel.data.source.DataSource`: a COCO file and its image folder).
+    """
     masks, out = Path(masks).resolve(), Path(out)
     if not masks.is_dir():
         raise BadInputError("mask folder does not exist", path=masks)
-    dataset = load_dataset(images, config.split, require_labels=False)
+    source = DataSource.of(images)
+    dataset = open_dataset(source, config.split, require_labels=False)
     ids = [s.id for s in dataset.samples if output_path(masks, s.id, ".png").is_file()]
     if not ids:
         raise BadInputError("no mask in the folder matches an image of the data set", path=masks,
@@ -45,7 +51,7 @@ def run(config: ExportConfig, masks: str | Path, images: str | Path, out: str | 
     suffixes = Counter(s.image.suffix for s in dataset.samples if s.id in set(ids))
     if len(suffixes) > 1:
         raise BadInputError(f"images have mixed suffixes ({', '.join(suffixes)})",
-                            path=dataset.root / "JPEGImages",
+                            path=dataset.image_dir,
                             fix="mmsegmentation needs one image suffix: convert the images")
     suffix = next(iter(suffixes))
     out.mkdir(parents=True, exist_ok=True)
@@ -55,13 +61,13 @@ def run(config: ExportConfig, masks: str | Path, images: str | Path, out: str | 
     with atomic_write(out / "classes.txt", "w") as fh:
         fh.write("".join(f"{c}\n" for c in classes))
     palette = voc_palette(len(classes)).tolist()
-    image_dir = (dataset.root / "JPEGImages").resolve()
+    image_dir = (dataset.image_dir or dataset.root).resolve()
     text = _MMSEG.format(classes=classes, palette=palette, img=str(image_dir), seg=str(masks),
                          suffix=suffix, ann=str((out / "train.txt").resolve()),
                          crop=config.crop, batch=config.batch_size, n=len(classes))
     with atomic_write(out / "mmseg_dataset.py", "w") as fh:
         fh.write(text)
-    save_config({"export": to_dict(config), "masks": str(masks), "images": str(images)},
+    save_config({"export": to_dict(config), "masks": str(masks), **source.to_dict()},
                 out / "export.yaml")
     return out
 

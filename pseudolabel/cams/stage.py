@@ -28,7 +28,8 @@ from pseudolabel.cams.loader import batch_loader, plan_batches
 from pseudolabel.cams.methods import CamMethod, get_method
 from pseudolabel.cams.multiscale import multiscale_cams
 from pseudolabel.config import save_config, to_dict
-from pseudolabel.data import DatasetIndex, load_dataset
+from pseudolabel.data import DatasetIndex
+from pseudolabel.data.source import DataSource, SourceLike
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import TMP_PREFIX, RunLock
 from pseudolabel.models import Classifier, check_same_classes, load_run
@@ -165,11 +166,12 @@ def check_id_clashes(ids: Sequence[str], models: Sequence[str], source: Path) ->
 class _Job:
     """Everything one run needs, resolved from the config."""
 
-    def __init__(self, config: MakeCamsConfig, root: Path, run_dir: Path, out: Path) -> None:
+    def __init__(self, config: MakeCamsConfig, source: DataSource, run_dir: Path, out: Path
+                 ) -> None:
         self.config = config
         self.out = out
         policy = "skip" if config.skip_bad else "raise"
-        self.data: DatasetIndex = load_dataset(root, config.split, policy=policy)
+        self.data: DatasetIndex = source.open(config.split, policy=policy)
         self.device = resolve_device(config.device)
         self.method: CamMethod = get_method(config.method)
         self.models: dict[str, Classifier] = {}
@@ -177,7 +179,7 @@ class _Job:
         for which in config.models:
             model, meta = load_run(run_dir, which, map_location="cpu")
             ckpt = Path(meta["path"])
-            check_same_classes(model.classes, ckpt, self.data.classes, root / "classes.txt")
+            check_same_classes(model.classes, ckpt, self.data.classes, source.classes_file)
             self.method.check_layers(model, config.layers)
             # gradients are taken w.r.t. activations only: no graph for the weights
             self.models[which] = model.to(self.device).eval().requires_grad_(False)
@@ -187,9 +189,9 @@ class _Job:
                         for which, model in self.models.items()}
         strides = {f"{which}/{n}": r for which, per in self.strides.items() for n, r in per.items()}
         ids = tuple(self.data.ids)
-        check_id_clashes(ids, config.models, root)
+        check_id_clashes(ids, config.models, source.where)
         options = {k: v for k, v in to_dict(config).items() if k not in ("shard", "merge")}
-        resolved = {"root": str(root.resolve()), "run_dir": str(run_dir.resolve()),
+        resolved = {**source.to_dict(), "run_dir": str(run_dir.resolve()),
                     **options, "checkpoints": checkpoints}  # the same for every part
         content = {k: v for k, v in resolved.items() if k not in RUNTIME_OPTIONS}
         content["ids"] = hashlib.sha256("\n".join(ids).encode()).hexdigest()
@@ -262,16 +264,17 @@ class _Job:
                                    {key: c[row, keep] for key, c in cams.items()}))
 
 
-def run(config: MakeCamsConfig, root: str | os.PathLike, run_dir: str | os.PathLike,
+def run(config: MakeCamsConfig, root: SourceLike, run_dir: str | os.PathLike,
         out: str | os.PathLike) -> Path:
-    """Make (or finish, or merge) the CAM store ``out``; returns its path.
+    """Make (or finish, or merge) the CAM store ``out`` of the images of ``root`` (a root path,
+    or a :class:`~pseudolabel.data.source.DataSource`: a COCO file and its images).
 
     Resumes by skipping finished shard files; with ``config.shard = "i/n"`` only part ``i`` is
     computed and the store is merged once every part is done (or with ``config.merge``).
     """
     out = Path(out)
     config = from_torchrun(config)
-    job = _Job(config, Path(root), Path(run_dir), out)
+    job = _Job(config, DataSource.of(root), Path(run_dir), out)
     if check_output(out, job.plan.fingerprint):
         log.info("%s is complete already", out)
         with RunLock(out):  # a run killed after its merge may have left its parts behind

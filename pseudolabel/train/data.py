@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from pseudolabel.data import DatasetIndex, load_dataset
+from pseudolabel.data import DatasetIndex
 from pseudolabel.data.augment import ImageLabelDataset
 from pseudolabel.data.dataset import drop_undecodable
+from pseudolabel.data.source import DataSource, SourceLike, open_dataset
 from pseudolabel.data.workers import init_worker
 from pseudolabel.errors import BadInputError
 from pseudolabel.train.config import TrainConfig
@@ -46,21 +45,22 @@ def check_positives(index: DatasetIndex) -> None:
             fix="label images of those classes, or remove them from classes.txt")
 
 
-def load_train_data(root: str | os.PathLike, cfg: TrainConfig) -> TrainData:
+def load_train_data(root: SourceLike, cfg: TrainConfig) -> TrainData:
     """Read the split (and the validation split, or hold out ``val_fraction`` of it)."""
     policy = "skip" if cfg.skip_bad else "raise"
-    index = load_dataset(root, cfg.split, policy=policy)
+    index = open_dataset(root, cfg.split, policy=policy)
     if cfg.skip_bad:
         index = drop_undecodable(index, cfg.num_workers)
     check_positives(index)
     samples = list(index.samples)
     val_samples: list = []
     if cfg.val_split:
-        val_index = load_dataset(root, cfg.val_split, policy=policy)
+        val_index = open_dataset(root, cfg.val_split, policy=policy)
         if cfg.skip_bad:
             val_index = drop_undecodable(val_index, cfg.num_workers)
         if val_index.classes != index.classes:
-            raise BadInputError("validation split has another class list", path=Path(root))
+            raise BadInputError("validation split has another class list",
+                                path=DataSource.of(root).where)
         val_samples = list(val_index.samples)
     elif cfg.val_fraction > 0 and len(samples) > 1:
         order = np.random.RandomState(cfg.seed).permutation(len(samples))

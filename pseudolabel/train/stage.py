@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from pseudolabel.config import save_config, to_dict
+from pseudolabel.data.source import DataSource, SourceLike
 from pseudolabel.models import check_same_classes, create_classifier, load_checkpoint
 from pseudolabel.models.checkpoint import save_checkpoint
 from pseudolabel.train.config import TrainConfig
@@ -53,7 +54,7 @@ def make_phases(cfg: TrainConfig) -> list[Phase]:
     return phases
 
 
-def build_nets(cfg: TrainConfig, classes: tuple[str, ...], root: Path
+def build_nets(cfg: TrainConfig, classes: tuple[str, ...], classes_file: Path
                ) -> tuple[dict[str, TrainNet], AlignLoss | None, dict[str, list[str]]]:
     """The TrainNets by role, the alignment loss (or None) and each role's aligned layers."""
     student = create_classifier(cfg.student, classes, pretrained_file=cfg.student_weights,
@@ -62,7 +63,7 @@ def build_nets(cfg: TrainConfig, classes: tuple[str, ...], root: Path
         return {"student": TrainNet(student)}, None, {"student": []}
     if cfg.teacher_checkpoint is not None:
         teacher, meta = load_checkpoint(cfg.teacher_checkpoint)
-        check_same_classes(teacher.classes, cfg.teacher_checkpoint, classes, root / "classes.txt")
+        check_same_classes(teacher.classes, cfg.teacher_checkpoint, classes, classes_file)
         log.info("teacher %s loaded from %s", meta["model_name"], cfg.teacher_checkpoint)
     else:
         teacher = create_classifier(cfg.teacher, classes, pretrained_file=cfg.teacher_weights,
@@ -87,8 +88,9 @@ def build_nets(cfg: TrainConfig, classes: tuple[str, ...], root: Path
     return nets, align, {"student": s_layers, "teacher": t_layers}
 
 
-def run(config: TrainConfig, root: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Train the classifier(s) of ``config`` on dataset ``root`` into RUN_DIR ``out``."""
+def run(config: TrainConfig, root: SourceLike, out: str | os.PathLike) -> Path:
+    """Train the classifier(s) of ``config`` on dataset ``root`` (a root path, or a
+    :class:`~pseudolabel.data.source.DataSource`: a COCO file and its images) into RUN_DIR ``out``."""
     with distributed_context(config.device) as info:
         torch.manual_seed(config.seed)
         data = load_train_data(root, config)
@@ -98,7 +100,7 @@ def run(config: TrainConfig, root: str | os.PathLike, out: str | os.PathLike) ->
                 save_config(config, run_dir / CONFIG_FILE)
             if not resume and info.is_main:
                 warn_if_from_scratch(config)
-            _train(config, data, Path(root), run_dir, info, resume)
+            _train(config, data, DataSource.of(root).classes_file, run_dir, info, resume)
             info.barrier()
     return run_dir
 
@@ -117,10 +119,10 @@ def warn_if_from_scratch(cfg: TrainConfig) -> None:
                 " ".join(f"--{role}-weights FILE" for role in scratch))
 
 
-def _train(cfg: TrainConfig, data: TrainData, root: Path, out: Path, info: DistInfo,
+def _train(cfg: TrainConfig, data: TrainData, classes_file: Path, out: Path, info: DistInfo,
            resume: bool) -> None:
     device = info.device
-    nets, align, layers = build_nets(cfg, data.classes, root)
+    nets, align, layers = build_nets(cfg, data.classes, classes_file)
     for net in nets.values():
         net.to(device)
     state = load_state(out / STATE_FILE) if resume else None

@@ -1,4 +1,5 @@
-"""examples/coco: a tiny COCO data set, inspect and evaluate with --coco/--images."""
+"""examples/coco: a tiny COCO data set through every command that reads a data set
+(inspect, evaluate, train, make-cams, refine --images, export) with --coco/--images."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ def polygon_reference(instances: dict, size: int) -> dict[str, np.ndarray]:
 def test_coco_example(tmp_path: Path) -> None:
     out = tmp_path / "coco"
     proc = run_example(["bash", str(EXAMPLES / "coco" / "run.sh"), str(out)],
-                       env={"PL_COMMAND": f"{sys.executable} -m pseudolabel"})
+                       env={"PL_COMMAND": f"{sys.executable} -m pseudolabel",
+                            "PL_TRAIN_ARGS": "--student test_resnet --image-size 32 --epochs 1 "
+                                             "--batch-size 3 --num-workers 0 --device cpu"})
     assert "problems: none" in proc.stdout
 
     report = json.loads((out / "inspect.json").read_text())
@@ -65,3 +68,28 @@ def test_coco_example(tmp_path: Path) -> None:
     assert scores["per_class"]["chimney"]["recall"] == pytest.approx(1.0, abs=0.02)
     assert 0.4 < scores["per_class"]["chimney"]["iou"] < 0.6
     assert scores["images"] == len(gt)
+
+    # train -> make-cams -> refine --images -> evaluate -> export on the COCO file alone
+    instances_ids = sorted(gt)
+    classes = ["smoke", "chimney"]  # the categories sorted by id (3, 7)
+    run_config = (out / "run" / "config.yaml").read_text()
+    assert "test_resnet" in run_config and (out / "run" / "student.pt").is_file()
+    from pseudolabel.store import CamStore
+
+    with CamStore.open(out / "cams.h5") as store:
+        assert list(store.classes) == classes and sorted(store.ids()) == instances_ids
+        assert store.config["coco"] == str((out / "instances.json").resolve())
+        labels = {i: store.read(i).labels.tolist() for i in instances_ids}
+    present = {n: [int((g == v).any()) for v in (1, 2)] for n, g in gt.items()}
+    assert labels == present  # image-level labels from the COCO annotations
+    for name in instances_ids:
+        mask = png(out / "masks" / f"{name}.png")
+        assert mask.shape == (64, 64)
+        assert set(np.unique(mask)) <= {0, 255} | {c + 1 for c in range(2) if present[name][c]}
+    refined = json.loads((out / "scores.json").read_text())
+    assert refined["classes"] == ["background", *classes] and refined["images"] == len(gt)
+    export = out / "export"
+    assert (export / "train.txt").read_text().split() == instances_ids
+    assert (export / "classes.txt").read_text().split() == ["background", *classes]
+    mmseg = (export / "mmseg_dataset.py").read_text()
+    assert f"img_path='{(out / 'images').resolve()}'" in mmseg and "img_suffix='.png'" in mmseg
