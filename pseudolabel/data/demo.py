@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pseudolabel.config import save_config
+from pseudolabel.config import check_fields, save_config, setting
 from pseudolabel.data.masks import CONTEXT_DIR, write_mask
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_path, atomic_write
@@ -53,15 +53,13 @@ class DemoConfig:
     n_images: how many images; size: their side in pixels; seed: the random seed.
     """
 
-    n_images: int = 300
-    size: int = 128
-    seed: int = 0
+    n_images: int = setting(300, help="Number of images (at least a train and a val image).",
+                            ge=2)
+    size: int = setting(128, help="Image side in pixels.", ge=16)
+    seed: int = setting(0, help="Random seed of the synthetic data.")
 
     def __post_init__(self) -> None:
-        if self.n_images < 2:
-            raise ValueError("n_images must be at least 2 (a train and a val image)")
-        if self.size < 16:
-            raise ValueError("size must be at least 16 pixels")
+        check_fields(self)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from pseudolabel.config import to_dict
+from pseudolabel.config import check_fields, setting, to_dict
 from pseudolabel.data.dataset import DatasetIndex, Sample
 from pseudolabel.data.masks import CONTEXT_DIR, read_mask
 from pseudolabel.data.source import DataSource, open_dataset
@@ -57,16 +57,19 @@ class EvaluateConfig:
         skip_bad: also leave out unreadable or mismatched masks (logged) instead of stopping.
     """
 
-    split: str | None = None
-    worst: int = 0
-    workers: int = 1
-    chunk_size: int = 32
-    allow_missing: bool = False
-    skip_bad: bool = False
+    split: str | None = setting(
+        None, help="Split of the root (default: every image); with --coco a file of image ids.")
+    worst: int = setting(0, help="List the N images with the lowest foreground IoU.", ge=0)
+    workers: int = setting(1, help="Worker processes.", ge=1)
+    chunk_size: int = setting(32, help="Images per worker task.", ge=1)
+    allow_missing: bool = setting(
+        False, help="Leave out images without a mask (default: stop with an error).")
+    skip_bad: bool = setting(
+        False, help="Also leave out unreadable or mismatched masks, logged (default: stop with "
+        "an error).")
 
     def __post_init__(self) -> None:
-        if self.workers < 1 or self.chunk_size < 1 or self.worst < 0:
-            raise ValueError("workers and chunk_size must be at least 1, worst at least 0")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
