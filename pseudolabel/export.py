@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from pseudolabel.config import save_config, to_dict
+from pseudolabel.config import check_fields, save_config, setting, to_dict
 from pseudolabel.data import voc_palette
 from pseudolabel.data.source import DataSource, SourceLike, open_dataset
 from pseudolabel.errors import BadInputError
@@ -25,9 +25,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ExportConfig:
-    split: str | None = None
-    crop: int = 512
-    batch_size: int = 8
+    """Options of ``pseudolabel export``: the split, and the mmseg pipeline's crop and batch."""
+
+    split: str | None = setting(None, help="Split of the dataset root (default: every image).")
+    crop: int = setting(512, help="Crop size in the mmseg pipeline.", ge=1)
+    batch_size: int = setting(8, help="Batch size in the mmseg config.", ge=1)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def run(config: ExportConfig, masks: str | Path, images: SourceLike, out: str | Path) -> Path:
@@ -67,8 +72,11 @@ def run(config: ExportConfig, masks: str | Path, images: SourceLike, out: str | 
                          crop=config.crop, batch=config.batch_size, n=len(classes))
     with atomic_write(out / "mmseg_dataset.py", "w") as fh:
         fh.write(text)
-    save_config({"export": to_dict(config), "masks": str(masks), **source.to_dict()},
-                out / "export.yaml")
+    # the options under their names (`pseudolabel export --config export.yaml` replays it):
+    # --images is the data set root, or with --coco its image folder
+    where = source.to_dict()
+    save_config({**to_dict(config), "masks": str(masks), "coco": where.get("coco"),
+                 "images": where.get("images", where.get("root"))}, out / "export.yaml")
     return out
 
 
