@@ -38,7 +38,25 @@ def generate() -> str:
     parts = ["# CLI reference", "",
              "Generated from the code by `python -m pseudolabel.cli.reference > docs/cli.md`.",
              "Every command exits 0 on success, 2 on bad input or usage (one line naming the "
-             "file and the fix), 1 on an internal error; `--config FILE.yaml` sets any option.",
+             "file and the fix), 1 on an internal error.", "",
+             "## One config language", "",
+             "- A command's options and its config keys are the same names: `--chunk-size` is "
+             "`chunk_size:` (or `chunk-size:`) in a `--config FILE.yaml`; positional arguments "
+             "too (`cams:`, `root:`). An option on the command line wins over the file, the file "
+             "over the default.",
+             "- Nested settings take a dot: `--augment.crop-ratio 0.5,2` is `augment: "
+             "{crop_ratio: [0.5, 2]}` (or `augment.crop_ratio:`) in a file.",
+             "- Lists are comma-separated on the command line (`--scales 1,0.5`) and YAML lists "
+             "in a file; a repeatable option (`--refiner`) is a list under its own name "
+             "(`refiner:`) or its field's (`refiners:`).",
+             "- Every value is checked once, by the config's field (finite, in range, not "
+             "empty): a bad one is exit 2 naming the option, or the config file and its key.",
+             "- Every stage saves its options in this language beside its output, and "
+             "`--config SAVED` replays the run: RUN_DIR/config.yaml (train, with ROOT and "
+             "--out given), CAMS.h5.config.yaml, MASK_DIR/refine.yaml, evaluate's --json "
+             "(its `options:`), REPORT.yaml, OUT/export.yaml, AFF_DIR/config.yaml, "
+             "ROOT/demo-data.yaml. Keys that record what a run was made from rather than an "
+             "option (make-cams' `checkpoints`, sha256 of each model) are accepted and not used.",
              ""]
     for name, (module, _) in COMMANDS.items():
         if importlib.util.find_spec(f"pseudolabel.cli.{module}") is None:

@@ -18,7 +18,7 @@ PL=${PL_COMMAND:-pseudolabel}  # e.g. "python -m pseudolabel"
 
 mkdir -p "$OUT"
 # 1. data: OUT/data is a VOC-style root (JPEGImages/, SegmentationClass/, labels.csv, splits)
-$PL demo-data "$OUT/data" --n "$N" --size "$SIZE"
+$PL demo-data "$OUT/data" --n-images "$N" --size "$SIZE"
 $PL inspect "$OUT/data" --split train
 
 # 2. a classifier from the image-level labels only
