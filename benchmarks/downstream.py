@@ -13,6 +13,8 @@ trained on the train tiles with three kinds of masks and scored on the val tiles
     python benchmarks/downstream.py --cams cams.h5 --masks masks
     # build everything on a small subset (classifier, CAMs, both mask sets), then train
     python benchmarks/downstream.py --quick --tiles 300 --size 96 --epochs 2 --seg-epochs 3
+    # the recommended pipeline's masks (threshold -> crf on the finest CAM grid)
+    python benchmarks/downstream.py --quick --scales 1,2 --grid finest --refiner threshold --refiner crf
 
 Measured (2-core shared CPU, so deliberately tiny: 229 train / 74 val tiles from 57 / 19 photos,
 classifier 2 epochs at 96 px, U-Net 2 epochs at 64 px, one seed; mIoU over background + smoke):
@@ -140,6 +142,11 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128, help="input side of the classifier")
     p.add_argument("--seg-size", type=int, help="input side of the segmenter (default: --size)")
     p.add_argument("--epochs", type=int, default=3, help="classifier epochs")
+    p.add_argument("--neg-cam-weight", type=float, default=0.0,
+                   help="classifier: weight of the loss on smoke-free tiles' CAMs (train --neg-cam-weight)")
+    p.add_argument("--scales", default="1.0,0.5,1.5", help="make-cams views (comma-separated)")
+    p.add_argument("--grid", choices=("layer", "finest"), default="layer",
+                   help="make-cams --grid: the layer's stride or the finest view's")
     p.add_argument("--seg-epochs", type=int, default=5, help="segmenter epochs")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
@@ -162,11 +169,13 @@ def main() -> None:
                                     epochs=args.epochs, image_size=args.size,
                                     batch_size=args.batch_size, split=TRAIN, val_fraction=0.0,
                                     num_workers=0, device=args.device, seed=args.seed,
-                                    lr=1e-3, warmup_epochs=0.3),
+                                    lr=1e-3, warmup_epochs=0.3,
+                                    neg_cam_weight=args.neg_cam_weight),
                         root, args.work / "run")
     cams = args.cams or make_cams(
-        MakeCamsConfig(split=TRAIN, scales=(1.0, 0.5, 1.5), batch_size=args.batch_size,
-                       workers=0, device=args.device), root, run_dir, args.work / "cams.h5")
+        MakeCamsConfig(split=TRAIN, scales=tuple(float(v) for v in args.scales.split(",")),
+                       grid=args.grid, batch_size=args.batch_size, workers=0,
+                       device=args.device), root, run_dir, args.work / "cams.h5")
     chain = tuple(args.refiner or ("gmm",))
     masks = {
         "threshold": refine(RefineConfig(refiners=(args.baseline,)), cams,

@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py [--data ../shared/data/smoke-tiles | --data demo]
         [--preset tiny|quick|standard] [--out benchmarks/results/quality-<data>] [--only models,refiners,fusion]
+        [--seeds 0,1] [--variants cnn,cnn-neg,...] [--grid layer|finest]
 
 Writes OUT/quality.md, OUT/quality.json and OUT/curves.json (the λ and threshold curves, for
 ``pseudolabel report --curves OUT/curves.json``). Every piece of work (a trained run, a CAM
@@ -19,8 +20,12 @@ models    single CNN (tf_efficientnet_lite0 from the local ImageNet weights), si
           (vit_tiny_patch16_224 from scratch), teacher-student (the CNN student aligned to the
           trained ViT, frozen) with global / spatial / channel alignment, channel alignment without
           the projector, a λ sweep, dual-stage distillation (features + outputs + CAMs), and
-          co-training. Each row: validation AP, and the masks of its CAM through the oracle
-          threshold and through the label-free gmm.
+          co-training; the seed paper's own direction (the pretrained CNN, frozen, teaching a
+          ViT student: global / spatial / channel, no projector, a λ sweep); levers of the single
+          CNN (a loss on the CAMs of negatives, training at the tiles' own size). Each row:
+          validation AP, and the masks of its CAM through the oracle threshold, through the
+          label-free gmm and through the label-free threshold → crf (default t). --variants
+          runs a subset, --grid finest keeps the finest view's CAM grid.
 refiners  every refiner and the useful chains on the single CNN's CAMs, with images/s.
 fusion    multi-layer CAM fusion (LayerCAM of the last two stages) with poor seeds (an early
           checkpoint: one epoch at a tenth of the learning rate) and with good ones.
@@ -45,17 +50,19 @@ import torch
 
 from pseudolabel.cams.stage import MakeCamsConfig
 from pseudolabel.cams.stage import run as make_cams
-from pseudolabel.data import load_image, read_mask
-from pseudolabel.data.images import find_image
 from pseudolabel.evaluate.metrics import ConfusionAccumulator
 from pseudolabel.io import atomic_write
 from pseudolabel.models import load_run
 from pseudolabel.pipeline import LABEL_FREE_GMM
-from pseudolabel.refine import create_chain, initial_state, to_mask
+from pseudolabel.refine.api import (
+    apply_chain,
+    create_chain,
+    fit_chain,
+    iter_states,
+    read_ground_truth,
+    to_mask,
+)
 from pseudolabel.refine.crf import pydensecrf_available
-from pseudolabel.refine.stage import RefineConfig
-from pseudolabel.refine.stage import run as refine
-from pseudolabel.store import CamStore
 from pseudolabel.train import TrainConfig
 from pseudolabel.train import run as train
 
@@ -66,6 +73,7 @@ log = logging.getLogger("quality")
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
 CNN, VIT = "tf_efficientnet_lite0", "vit_tiny_patch16_224"
+RECOMMENDED = ("threshold", "crf")  # the label-free chain of the model rows' last columns
 
 
 def fusion_layer(run_dir: Path) -> str:
@@ -90,10 +98,12 @@ class Preset:
     epochs: int
     scales: tuple[float, ...]  # make-cams views (flip always on)
     lambdas: tuple[float, ...]  # the KD weight sweep (teacher-student, spatial)
+    native: int = 160  # the lever "train at the images' own size" (skipped when == size)
 
 
 PRESETS = {
-    "tiny": Preset(limit=24, val_limit=16, size=64, epochs=1, scales=(1.0,), lambdas=(0.1,)),
+    "tiny": Preset(limit=24, val_limit=16, size=64, epochs=1, scales=(1.0,), lambdas=(0.1,),
+                   native=64),
     "quick": Preset(limit=160, val_limit=80, size=128, epochs=2, scales=(1.0, 2.0),
                     lambdas=(0.1, 1.0, 10.0)),
     "standard": Preset(limit=600, val_limit=200, size=128, epochs=4, scales=(1.0, 2.0),
@@ -110,6 +120,8 @@ def model_rows(p: Preset, runs: Path, cnn_name: str, vit_name: str, weights: Pat
     cnn = {"student": cnn_name, "student_weights": weights}
     ts = {"mode": "teacher-student", **cnn, "teacher": vit_name,
           "teacher_checkpoint": runs / f"vit{suffix}" / "student.pt", "kd_weight": 1.0}
+    rev = {"mode": "teacher-student", "student": vit_name, "student_weights": None, "teacher": cnn_name,
+           "teacher_checkpoint": runs / f"cnn{suffix}" / "student.pt", "kd_weight": 1.0}
     rows = [
         ("single CNN", "cnn", {"mode": "single", **cnn}),
         ("single ViT", "vit", {"mode": "single", "student": vit_name, "student_weights": None}),
@@ -120,8 +132,33 @@ def model_rows(p: Preset, runs: Path, cnn_name: str, vit_name: str, weights: Pat
         ("T-S spatial + output & CAM distillation", "ts-spatial-dual",
          {**ts, "align": "spatial", "out_kd_weight": 1.0, "cam_kd_weight": 1.0}),
         ("co-training (CNN's CAMs)", "co", {"mode": "co-training", **cnn, "teacher": vit_name, "align": "spatial"}),
+        # the seed paper's direction: the pretrained CNN (the "single CNN" run) teaches a ViT
+        *[(f"paper direction: CNN teacher → ViT student, {a} (λ=1)", f"rev-{a}-l1", {**rev, "align": a})
+          for a in ("global", "spatial", "channel")],
+        ("paper direction, channel, no projector", "rev-channel-l1-noproj",
+         {**rev, "align": "channel", "projector": False}),
+        *[(f"paper direction, global λ={lam:g}", f"rev-global-l{lam:g}", {**rev, "align": "global", "kd_weight": lam})
+          for lam in p.lambdas if lam != 1.0],
+        # levers of the single CNN
+        ("single CNN + negatives' CAM loss (w=1)", "cnn-neg", {"mode": "single", **cnn, "neg_cam_weight": 1.0}),
+        *([(f"single CNN at {p.native} px", f"cnn-{p.native}", {"mode": "single", **cnn, "image_size": p.native}),
+           (f"single CNN at {p.native} px + negatives' CAM loss", f"cnn-{p.native}-neg",
+            {"mode": "single", **cnn, "image_size": p.native, "neg_cam_weight": 1.0})]
+          if p.native != p.size else []),
     ]
     return [(title, name + suffix, over) for title, name, over in rows]
+
+
+def needed_by(variants: set[str]) -> set[str]:
+    """The runs that the runs ``variants`` are taught by (the ViT for T-S rows, the CNN for
+    the paper's direction)."""
+    need = set()
+    for v in variants:
+        if v.startswith("ts-"):
+            need.add("vit")
+        if v.startswith("rev-"):
+            need.add("cnn")
+    return need
 
 
 def refiner_chains() -> list[tuple[str, tuple[str, ...]]]:
@@ -151,44 +188,26 @@ def refiner_chains() -> list[tuple[str, tuple[str, ...]]]:
 
 def score_chains(cams: Path, root: Path, chains: dict[str, Sequence[str]], key: str | None = None
                  ) -> dict[str, dict]:
-    """mIoU, precision, recall, coverage and images/s of each chain on the store's images.
-
-    Chains without a data-set-wide fit run in this process, one read per image for all of them;
-    a chain with one (``gmm:scope=dataset``) runs through the refine stage and its PNGs are scored.
-    """
-    built = {name: create_chain(spec) for name, spec in chains.items()}
-    local = {n: c for n, c in built.items() if not any(r.needs_fit for r in c)}
-    staged = [n for n in built if n not in local]
-    with CamStore.open(cams) as store:
-        ids = list(store.ids())
-        key = key or ("student/features" if "student/features" in store.keys else store.keys[0])
-        num = len(store.classes) + 1
-        acc = {n: ConfusionAccumulator(num) for n in built}
-        secs = dict.fromkeys(built, 0.0)
-        for image_id in ids if local else ():
-            gt = read_mask(root / "SegmentationClass" / f"{image_id}.png")
-            rec = store.read(image_id)
-            image = load_image(find_image(root / "JPEGImages", image_id))
-            cams_ = {k: np.asarray(v, np.float32) for k, v in rec.cams.items()}
-            state = initial_state(cams_, key, rec.class_indices, tuple(rec.image_size), image=image,
-                                  image_id=image_id, image_scores=np.asarray(rec.scores, np.float32))
-            for name, chain in local.items():
-                t0 = time.perf_counter()
-                s = state
-                for refiner in chain:
-                    s = refiner.refine(s)
-                mask = to_mask(s)
-                secs[name] += time.perf_counter() - t0
-                acc[name].update(mask, gt)
-    for name in staged:
-        with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
+    """mIoU, smoke IoU, precision, recall, coverage and images/s of each chain on the store's
+    images, in memory (:mod:`pseudolabel.refine.api`): one read per image for every chain; a
+    chain with a data-set fit (``gmm:scope=dataset``) is fitted first (its time included)."""
+    states = iter_states(cams, key=key, images=root)
+    gts = read_ground_truth(root, ids=states.ids)
+    num = len(states.classes) + 1
+    built, secs = {}, {}
+    for name, spec in chains.items():
+        t0 = time.perf_counter()
+        chain = create_chain(spec)
+        built[name] = fit_chain(chain, states) if any(r.needs_fit for r in chain) else chain
+        secs[name] = time.perf_counter() - t0
+    acc = {n: ConfusionAccumulator(num) for n in built}
+    for state in states:
+        gt = gts[state.image_id]
+        for name, chain in built.items():
             t0 = time.perf_counter()
-            masks = refine(RefineConfig(refiners=tuple(chains[name]), key=key, workers=1), cams,
-                           Path(tmp) / "masks", root)
-            secs[name] = time.perf_counter() - t0
-            for image_id in ids:
-                acc[name].update(read_mask(masks / f"{image_id}.png"),
-                                 read_mask(root / "SegmentationClass" / f"{image_id}.png"))
+            mask = to_mask(apply_chain(chain, state))
+            secs[name] += time.perf_counter() - t0
+            acc[name].update(mask, gt)
     out = {}
     for name in built:
         m = acc[name].compute()
@@ -196,7 +215,7 @@ def score_chains(cams: Path, root: Path, chains: dict[str, Sequence[str]], key: 
                      "precision": float(np.nanmean(m["precision"][1:])),
                      "recall": float(np.nanmean(m["recall"][1:])),
                      "coverage": float(m["coverage"]),
-                     "images_per_s": len(ids) / max(secs[name], 1e-9), "staged": name in staged}
+                     "images_per_s": len(states) / max(secs[name], 1e-9)}
     return out
 
 
@@ -254,8 +273,9 @@ def markdown(results: dict, header: str) -> str:
     if results.get("models"):
         lines += ["### Training variants (student CAM → masks)", "",
                   "| variant | val AP | oracle threshold: mIoU (t) | smoke P / R | "
-                  f"label-free {LABEL_FREE_GMM}: mIoU | smoke P / R | train s |",
-                  "|---|---|---|---|---|---|---|"]
+                  f"label-free {LABEL_FREE_GMM}: mIoU | smoke P / R | "
+                  f"label-free {' → '.join(RECOMMENDED)}: mIoU | smoke IoU | train s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         groups: dict[str, list[dict]] = {}
         for r in results["models"]:
             groups.setdefault(r["title"], []).append(r)
@@ -272,6 +292,7 @@ def markdown(results: dict, header: str) -> str:
                 f"({', '.join(ts)}) | {agg(lambda r: r['oracle']['precision'], spread=False)} / "
                 f"{agg(lambda r: r['oracle']['recall'], spread=False)} | {agg(lambda r: r['gmm']['miou'])} | "
                 f"{agg(lambda r: r['gmm']['precision'], spread=False)} / {agg(lambda r: r['gmm']['recall'], spread=False)} | "
+                f"{agg(lambda r: r.get('rec', {}).get('miou'))} | {agg(lambda r: r.get('rec', {}).get('fg_iou'))} | "
                 f"{np.mean([r['train_s'] for r in rs]):.0f} |")
         if any(len(rs) > 1 for rs in groups.values()):
             lines += ["", "mIoU and AP: mean ± half the range; precision / recall: means; over seeds "
@@ -281,13 +302,12 @@ def markdown(results: dict, header: str) -> str:
         lines += ["### Refiners on the single CNN's CAMs", "",
                   "| chain | mIoU | smoke IoU | smoke P / R | coverage | images/s |",
                   "|---|---|---|---|---|---|"]
-        notes = ["", "Images/s here: the chain alone in this process on 160 px tiles; † through the "
-                 "refine stage (1 worker, data-set fit pass and PNG writing included). "
-                 "benchmarks/refine_speed.py measures the stage at 160 and 512 px."]
+        notes = ["", "Images/s here: the chain alone in this process on 160 px tiles (a data-set "
+                 "fit's pass included). benchmarks/refine_speed.py measures the stage at 160 and 512 px."]
         for r in results["refiners"]:
             lines.append(f"| {r['title']} | {fmt(r['miou'])} | {fmt(r['fg_iou'])} | "
                          f"{fmt(r['precision'])} / {fmt(r['recall'])} | {fmt(r['coverage'])} | "
-                         f"{r['images_per_s']:.1f}{' †' if r.get('staged') else ''} |")
+                         f"{r['images_per_s']:.1f} |")
         lines += [*notes, ""]
     if results.get("fusion"):
         lines += ["### Multi-layer CAM fusion, poor and good seeds (LayerCAM of features and the stage before)", "",
@@ -337,7 +357,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", default="0",
                         help="comma-separated training seeds of the models section (mean ± half range)")
+    parser.add_argument("--variants", default="",
+                        help="only these run names of the models section (e.g. cnn,cnn-neg,rev-global-l1; "
+                             "the runs they need train too); default: every row")
+    parser.add_argument("--grid", choices=("layer", "finest"), default="layer",
+                        help="the CAM stores' grid (make-cams --grid): each layer's stride, or the "
+                             "finest view's (stride / largest scale)")
     args = parser.parse_args(argv)
+    variants = {v for v in args.variants.split(",") if v}
+    tag = "" if args.grid == "layer" else f"-{args.grid}"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("pseudolabel", "timm"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -366,37 +394,44 @@ def main(argv: Sequence[str] | None = None) -> None:
         for title, run_name, over in model_rows(p, runs, args.cnn, args.vit, weights, suffix):
             if "models" not in only and run_name not in names_needed:
                 continue
+            if variants and run_name.removesuffix(suffix) not in (
+                    variants | needed_by(variants) | names_needed):
+                continue
             meta = trained(base, {**over, "seed": seed}, root, runs / run_name)
             if "models" not in only:
                 continue
 
             def row(run_name=run_name, title=title, meta=meta, seed=seed) -> dict:
-                store = cams_of(runs / run_name, root, stores / f"{run_name}.h5", p)
+                store = cams_of(runs / run_name, root, stores / f"{run_name}{tag}.h5", p,
+                                grid=args.grid)
                 t, best, curve = oracle(store, root)
-                gmm = score_chains(store, root, {"g": (LABEL_FREE_GMM,)})["g"]
+                res = score_chains(store, root, {"g": (LABEL_FREE_GMM,), "r": RECOMMENDED})
                 return {"title": title, "run": run_name, "seed": seed, **meta, "t": t,
-                        "oracle": best, "gmm": gmm, "curve": curve}
+                        "oracle": best, "gmm": res["g"], "rec": res["r"], "curve": curve}
 
-            r = cached(rows / f"model-{run_name}.json", row)
+            r = cached(rows / f"model-{run_name}{tag}.json", row)
             r.setdefault("seed", seed)
             results["models"].append(r)
-            log.info("%-45s seed %d  AP %s  oracle %.3f (t=%g)  gmm %.3f", title, seed,
-                     fmt(r["ap"]), r["oracle"]["miou"], r["t"], r["gmm"]["miou"])
+            log.info("%-45s seed %d  AP %s  oracle %.3f (t=%g)  gmm %.3f  %s %.3f (smoke %.3f)",
+                     title, seed, fmt(r["ap"]), r["oracle"]["miou"], r["t"], r["gmm"]["miou"],
+                     " → ".join(RECOMMENDED), r["rec"]["miou"], r["rec"]["fg_iou"])
     if results["models"]:
         by = {r["run"]: r for r in results["models"] if r["seed"] == seeds[0]}
-        lam = sorted((float(k.split("-l")[1]), v) for k, v in by.items()
-                     if k.startswith("ts-spatial-l"))
-        if lam:
-            curves["mIoU against the KD weight λ (T-S spatial)"] = {"x": "λ", "scale": "log", "series": {
-                "oracle threshold": [(x, v["oracle"]["miou"]) for x, v in lam],
-                "label-free gmm": [(x, v["gmm"]["miou"]) for x, v in lam],
-                "val AP": [(x, v["ap"]) for x, v in lam]}}
+        suffix0 = "" if seeds[0] == 0 else f"-s{seeds[0]}"
+        for prefix, what in (("ts-spatial-l", "T-S spatial"), ("rev-global-l", "paper direction, global")):
+            lam = sorted((float(k.removeprefix(prefix).removesuffix(suffix0)), v) for k, v in by.items()
+                         if k.startswith(prefix))
+            if lam:
+                curves[f"mIoU against the KD weight λ ({what})"] = {"x": "λ", "scale": "log", "series": {
+                    "oracle threshold": [(x, v["oracle"]["miou"]) for x, v in lam],
+                    "label-free gmm": [(x, v["gmm"]["miou"]) for x, v in lam],
+                    "val AP": [(x, v["ap"]) for x, v in lam]}}
         curves["mIoU against the background threshold t"] = {"x": "t", "series": {
             r["title"]: r["curve"] for r in by.values()}}
 
     # refiners on the single CNN's CAMs
     if "refiners" in only:
-        store = cams_of(runs / "cnn", root, stores / "cnn.h5", p)
+        store = cams_of(runs / "cnn", root, stores / f"cnn{tag}.h5", p, grid=args.grid)
 
         def refiner_rows() -> list[dict]:
             chains = refiner_chains()
@@ -405,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             return [{"title": f"threshold, oracle t = {t:g}", **best}] + [
                 {"title": title, **res[title]} for title, _ in chains]
 
-        results["refiners"] = cached(rows / "refiners.json", refiner_rows)
+        results["refiners"] = cached(rows / f"refiners{tag}.json", refiner_rows)
         for r in results["refiners"]:
             log.info("%-55s mIoU %.3f  %.1f img/s", r["title"], r["miou"], r["images_per_s"])
 
@@ -420,8 +455,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             def fusion_rows(run_name=run_name, seeds=seeds, meta=meta) -> list[dict]:
                 layer = fusion_layer(runs / run_name)
-                store = cams_of(runs / run_name, root, stores / f"{run_name}-layers.h5", p,
-                                method="layercam", layers=("features", layer))
+                store = cams_of(runs / run_name, root, stores / f"{run_name}-layers{tag}.h5", p,
+                                method="layercam", layers=("features", layer), grid=args.grid)
                 out_rows = []
                 for title, prefix, key in (("features, oracle t", (), "student/features"),
                                            (f"{layer}, oracle t", (), f"student/{layer}"),
@@ -438,17 +473,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                               "title": f"fusion → {LABEL_FREE_GMM}", **res["fg"]}]
                 return out_rows
 
-            results["fusion"] += cached(rows / f"fusion-{run_name}.json", fusion_rows)
+            results["fusion"] += cached(rows / f"fusion-{run_name}{tag}.json", fusion_rows)
 
     machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
                f"{args.threads} thread(s), CPU only")
     header = (f"## Quality ablations: {name}, preset {args.preset}\n\n"
               f"`python benchmarks/quality.py --data {args.data if args.data == 'demo' else name}"
-              f" --preset {args.preset} --seeds {args.seeds}` — {args.cnn} "
+              f" --preset {args.preset} --seeds {args.seeds} --grid {args.grid}"
+              f"{' --variants ' + args.variants if variants else ''}` — {args.cnn} "
               f"({'pretrained: ' + Path(args.weights).name if weights else 'from scratch'}), "
               f"{args.vit} (from scratch); {p.limit} training images (pseudo-masks scored on "
               f"them), {p.val_limit} held out for AP, {p.size} px, {p.epochs} epoch(s), CAM scales "
-              f"{', '.join(map(str, p.scales))} + flip; {machine}; "
+              f"{', '.join(map(str, p.scales))} + flip, {args.grid} grid; {machine}; "
               f"{(time.perf_counter() - started) / 60:.0f} min this invocation.")
     text = markdown(results, header)
     (out / "quality.md").write_text(text + "\n")

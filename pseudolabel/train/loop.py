@@ -6,6 +6,9 @@ net, the knowledge-transfer terms towards it (the other's outputs are detached):
 
     kd_weight · mean over pairs of align(project(own map), resize(other map))
     + out_kd_weight · logit distillation + cam_kd_weight · CAM distillation
+
+and, with ``neg_cam_weight``, a term on its own CAMs: absent classes' max-pooled logits
+towards 0 (:func:`~pseudolabel.train.losses.negative_cam_loss`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pseudolabel.train.losses import (
     AlignLoss,
     cam_distillation,
     logit_distillation,
+    negative_cam_loss,
     resize_to,
 )
 
@@ -77,6 +81,11 @@ def phase_loss(phase: Phase, nets: dict[str, nn.Module], x: torch.Tensor, y: tor
         cls = criterion(outputs[role]["logits"].float(), y)
         total = total + cls
         parts[f"{role}/cls"] = float(cls.detach())
+        if cfg.neg_cam_weight > 0:
+            neg = cfg.neg_cam_weight * negative_cam_loss(outputs[role]["cam"],
+                                                         outputs[role]["logits"], y)
+            total = total + neg
+            parts[f"{role}/neg_cam"] = float(neg.detach())
         others = [r for r in (*phase.train, *phase.frozen) if r != role]
         for other in others:
             for name, term in transfer_losses(outputs[role], outputs[other], y, layers[other],

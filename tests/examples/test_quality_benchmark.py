@@ -50,6 +50,10 @@ def test_writes_every_section(bench: tuple[ModuleType, Path, dict]) -> None:
     titles = [r["title"] for r in res["models"]]
     assert {"single CNN", "single ViT", "T-S channel, no projector", "co-training (CNN's CAMs)"} <= set(titles)
     assert any(t.startswith("T-S spatial λ=") for t in titles)
+    # the seed paper's direction (the CNN teaching a ViT) and the single CNN's levers
+    assert {"paper direction: CNN teacher → ViT student, global (λ=1)",
+            "single CNN + negatives' CAM loss (w=1)"} <= set(titles)
+    assert all(0.0 <= r["rec"]["miou"] <= 1.0 for r in res["models"])
     for r in res["models"] + res["refiners"] + res["fusion"]:
         row = r.get("oracle", r)
         assert 0.0 <= row["miou"] <= 1.0 and 0.0 <= row["coverage"] <= 1.0
@@ -84,3 +88,15 @@ def test_rerun_reuses_everything(bench: tuple[ModuleType, Path, dict]) -> None:
     assert (out / "runs" / "cnn" / "student.pt").stat().st_mtime_ns == stamp
     again = json.loads((out / "quality.json").read_text())
     assert again["models"] == res["models"] and again["refiners"] == res["refiners"]
+
+
+def test_variants_train_what_they_need_only(bench: tuple[ModuleType, Path, dict],
+                                            tmp_path: Path) -> None:
+    module, _, _ = bench
+    module.main([*ARGS, "--out", str(tmp_path), "--only", "models", "--variants", "rev-global-l1",
+                 "--grid", "finest"])
+    res = json.loads((tmp_path / "quality.json").read_text())
+    assert sorted(r["run"] for r in res["models"]) == ["cnn", "rev-global-l1"]  # + its teacher
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()) == [
+        "cnn", "rev-global-l1"]
+    assert (tmp_path / "cams" / "rev-global-l1-finest.h5").is_file()

@@ -170,3 +170,26 @@ def test_batches_per_epoch_matches_the_loader_and_never_leaves_a_batch_of_one(
         sizes = [len(y) for _, y, _ in loader]
         assert len(sizes) == len(loader)
         assert min(sizes) > 1 or max(sizes) == 1
+
+
+@pytest.mark.parametrize("mode", ["single", "teacher-student"])
+def test_negative_cam_term_is_added_for_each_trained_net(toy_root: Path, mode: str) -> None:
+    from pseudolabel.train.losses import negative_cam_loss
+
+    cfg = _cfg(mode=mode, align="none", neg_cam_weight=0.5)
+    data, nets, align_loss, layers = _setup(cfg, toy_root)
+    phase = make_phases(cfg)[0]
+    x, y, _ = next(iter(train_loader(data.train, cfg, CPU, 0)))
+    assert (y == 0).any(), "the toy batch needs an absent class"
+    total, parts = phase_loss(phase, nets, x, y, bce_criterion(None), cfg, align_loss, layers)
+    for role in phase.train:
+        out = nets[role](x)
+        want = 0.5 * float(negative_cam_loss(out["cam"], out["logits"], y))
+        assert parts[f"{role}/neg_cam"] == pytest.approx(want, rel=1e-4)
+    assert float(total) == pytest.approx(sum(v for k, v in parts.items() if k != "loss"), rel=1e-5)
+    off = _cfg(mode=mode, align="none")
+    _, parts_off = phase_loss(phase, _setup(off, toy_root)[1], x, y, bce_criterion(None), off,
+                              None, layers)
+    assert not any(k.endswith("neg_cam") for k in parts_off)
+    with pytest.raises((ValueError, BadInputError), match="neg_cam_weight"):
+        _cfg(neg_cam_weight=-1.0)
