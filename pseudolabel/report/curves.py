@@ -29,12 +29,14 @@ def training_charts(rows: Sequence[dict]) -> list[str]:
 
     rows: RUN_DIR/metrics.json, one dict per epoch with ``epoch`` (counted over every phase),
     ``loss`` (the total) and per-role terms such as ``student/cls`` and ``student/mAP``.
-    Losses: the total and each term; scores: mAP and mean F1 per role, on a 0..1 axis. Epochs
+    Losses: the total and each term (other numbers such as ``lr`` are left out); scores: mAP and
+    mean F1 per role, on a 0..1 axis. Epochs
     are whole-number ticks, so one epoch reads as well as a hundred.
     """
     keys = _numeric(rows)
     scores = [k for k in keys if k.split("/")[-1] in SCORE_SUFFIXES or k.lower().endswith("map")]
-    losses = [k for k in keys if k not in scores]
+    # the total loss and each role's terms (student/cls, student/align, ...); not lr and the like
+    losses = [k for k in keys if k not in scores and ("loss" in k.lower() or "/" in k)]
 
     def series(names: list[str]) -> dict[str, list[tuple[float, float]]]:
         return {k: [(float(r.get("epoch", i + 1)), float(r[k])) for i, r in enumerate(rows)

@@ -61,11 +61,12 @@ def test_epoch_axes_read_well_for_one_and_for_a_hundred_epochs() -> None:
 def test_training_figure_from_metrics_rows() -> None:
     rows = [{"epoch": 1, "phase": "teacher", "loss": 0.7, "teacher/cls": 0.7,
              "teacher/mAP": 0.5, "teacher/mean_f1": 0.4, "teacher/ap": {"smoke": 0.5},
-             "images_per_s": 30.0},
+             "images_per_s": 30.0, "lr": 0.001},
             {"epoch": 2, "phase": "student", "loss": 0.6, "student/cls": 0.5,
              "student/align": 0.1, "student/mAP": None, "student/mean_f1": 0.45}]
     loss, scores = training_charts(rows)
-    assert "student/align" in loss and "images_per_s" not in loss + scores
+    assert "student/align" in loss and "teacher/cls" in loss and ">loss<" in loss
+    assert "images_per_s" not in loss + scores and ">lr<" not in loss + scores
     assert "teacher/mAP" in scores and "teacher/mAP" not in loss and "ap" not in re.findall(
         r">([a-z/_]+)</text>", scores)
     assert _y_labels(scores)[0] == 0.0 and _y_labels(scores)[-1] == 1.0
