@@ -19,6 +19,7 @@ from pseudolabel.data import voc_palette
 from pseudolabel.data.source import DataSource, SourceLike, open_dataset
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_write, output_path
+from pseudolabel.runtime import claim_output
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +60,32 @@ def run(config: ExportConfig, masks: str | Path, images: SourceLike, out: str | 
                             path=dataset.image_dir,
                             fix="mmsegmentation needs one image suffix: convert the images")
     suffix = next(iter(suffixes))
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / "train.txt", "w") as fh:
-        fh.write("".join(f"{i}\n" for i in ids))
-    classes = ("background", *dataset.classes)
-    with atomic_write(out / "classes.txt", "w") as fh:
-        fh.write("".join(f"{c}\n" for c in classes))
-    palette = voc_palette(len(classes)).tolist()
-    image_dir = (dataset.image_dir or dataset.root).resolve()
-    text = _MMSEG.format(classes=classes, palette=palette, img=str(image_dir), seg=str(masks),
-                         suffix=suffix, ann=str((out / "train.txt").resolve()),
-                         crop=config.crop, batch=config.batch_size, n=len(classes))
-    with atomic_write(out / "mmseg_dataset.py", "w") as fh:
-        fh.write(text)
-    # the options under their names (`pseudolabel export --config export.yaml` replays it):
-    # --images is the data set root, or with --coco its image folder
-    where = source.to_dict()
-    save_config({**to_dict(config), "masks": str(masks), "coco": where.get("coco"),
-                 "images": where.get("images", where.get("root"))}, out / "export.yaml")
+    # the files are rewritten whole on every run: only the lock and the path checks matter
+    with claim_output(out, outputs=_export_outputs) as claim:
+        out = claim.path
+        with atomic_write(out / "train.txt", "w") as fh:
+            fh.write("".join(f"{i}\n" for i in ids))
+        classes = ("background", *dataset.classes)
+        with atomic_write(out / "classes.txt", "w") as fh:
+            fh.write("".join(f"{c}\n" for c in classes))
+        palette = voc_palette(len(classes)).tolist()
+        image_dir = (dataset.image_dir or dataset.root).resolve()
+        text = _MMSEG.format(classes=classes, palette=palette, img=str(image_dir), seg=str(masks),
+                             suffix=suffix, ann=str((out / "train.txt").resolve()),
+                             crop=config.crop, batch=config.batch_size, n=len(classes))
+        with atomic_write(out / "mmseg_dataset.py", "w") as fh:
+            fh.write(text)
+        # the options under their names (`pseudolabel export --config export.yaml` replays it):
+        # --images is the data set root, or with --coco its image folder
+        where = source.to_dict()
+        save_config({**to_dict(config), "masks": str(masks), "coco": where.get("coco"),
+                     "images": where.get("images", where.get("root"))}, out / "export.yaml")
     return out
+
+
+def _export_outputs(out: Path) -> list[Path]:
+    names = ("train.txt", "classes.txt", "mmseg_dataset.py", "export.yaml")
+    return [out / n for n in names if (out / n).exists()]
 
 
 _MMSEG = '''# mmsegmentation 1.x dataset config written by `pseudolabel export`.

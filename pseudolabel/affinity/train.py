@@ -22,7 +22,6 @@ import dataclasses
 import json
 import logging
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,18 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from pseudolabel.affinity.config import AffinityTrainConfig
 from pseudolabel.affinity.net import MODEL_NAME, AffinityNet, math_ceil, save_affinity_net
 from pseudolabel.affinity.walk import IGNORE_LABEL, affinity_loss, half_offsets, sample_pairs
-from pseudolabel.config import load_config_file, save_config, to_dict
+from pseudolabel.config import save_config, to_dict
 from pseudolabel.data.images import find_image, image_folder, load_image
 from pseudolabel.data.workers import init_worker
 from pseudolabel.errors import BadInputError
-from pseudolabel.io import RunLock, atomic_path, atomic_write
+from pseudolabel.io import atomic_path, atomic_write
+from pseudolabel.ops import resolve_device
 from pseudolabel.ops.resize import resize_maps
 from pseudolabel.progress import progress
+from pseudolabel.runtime import claim_output
 from pseudolabel.store.keys import resolve_key
 
 log = logging.getLogger(__name__)
@@ -47,57 +49,6 @@ log = logging.getLogger(__name__)
 CONFIG_NAME = "config.yaml"
 LAST_NAME = "last.pt"
 METRICS_NAME = "metrics.json"
-# Options that do not change the result (not compared on --resume).
-_RUNTIME_FIELDS = ("device", "workers")
-
-
-@dataclass(frozen=True)
-class AffinityTrainConfig:
-    """Options of ``pseudolabel train-affinity``.
-
-    Attributes:
-        key: CAM key giving the labels (default: student/features when stored, else the first).
-        epochs: passes over the store.
-        lo, hi: CAM maximum below ``lo`` = background, at least ``hi`` = foreground.
-        radius: link radius on the embedding grid (cells).
-        backbone: timm model (pretrained=False unless ``pretrained_file``).
-        stride: embedding grid stride (4 or 8 for ResNets).
-        embed_dim: embedding channels.
-        size: images are resized to size x size for training.
-        batch_size, lr, backbone_lr_factor, weight_decay: optimisation (AdamW).
-        max_pairs: links sampled per kind (bg/fg/neg) per batch.
-        seed: shuffling, flips, pair sampling, initialisation.
-        device: cpu, cuda, cuda:N or auto.
-        workers: data loader processes.
-        pretrained_file: local timm weights for the backbone (never downloaded).
-    """
-
-    key: str | None = None
-    epochs: int = 3
-    lo: float = 0.1
-    hi: float = 0.5
-    radius: float = 5.0
-    backbone: str = "resnet18"
-    stride: int = 4
-    embed_dim: int = 32
-    size: int = 256
-    batch_size: int = 8
-    lr: float = 1e-3
-    backbone_lr_factor: float = 0.1
-    weight_decay: float = 1e-4
-    max_pairs: int = 4096
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
-    pretrained_file: str | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.lo <= self.hi <= 1.0:
-            raise ValueError(f"need 0 <= lo <= hi <= 1, got lo={self.lo}, hi={self.hi}")
-        if self.epochs < 1 or self.batch_size < 1 or self.max_pairs < 1 or self.workers < 0:
-            raise ValueError("epochs, batch_size and max_pairs must be >= 1, workers >= 0")
-        if self.radius < 1 or self.size < 8 or self.stride < 1:
-            raise ValueError("radius must be >= 1, size >= 8, stride >= 1")
 
 
 def confident_labels(cams: np.ndarray, classes: np.ndarray, grid: tuple[int, int],
@@ -157,12 +108,6 @@ class CamPairDataset(Dataset):
         return image.contiguous(), labels.contiguous()
 
 
-def _resolve_device(name: str) -> torch.device:
-    from pseudolabel.train.distributed import resolve_device
-
-    return resolve_device(name)
-
-
 def _epoch(model: AffinityNet, loader: DataLoader, optimiser: torch.optim.Optimizer,
            config: AffinityTrainConfig, epoch: int, device: torch.device) -> float:
     """One pass; returns the mean loss."""
@@ -184,21 +129,18 @@ def _epoch(model: AffinityNet, loader: DataLoader, optimiser: torch.optim.Optimi
     return total / max(batches, 1)
 
 
-def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in cfg.items() if k not in _RUNTIME_FIELDS}
-
-
 def run(config: AffinityTrainConfig, cams_h5: str | Path, images_root: str | Path,
-        out_dir: str | Path, *, resume: bool = False) -> Path:
+        out_dir: str | Path, *, resume: bool = False, overwrite: bool = False) -> Path:
     """Train an affinity model on the store ``cams_h5``; returns AFF_DIR (``out_dir``).
 
     Args:
         images_root: the data set root (or image folder) the CAMs were made from.
         resume: continue from AFF_DIR/last.pt (same configuration required).
+        overwrite: replace a previous run in AFF_DIR (its files are deleted first).
     """
     from pseudolabel.store import CamStore
 
-    cams_h5, out_dir = Path(cams_h5).resolve(), Path(out_dir)
+    cams_h5 = Path(cams_h5).resolve()
     if not cams_h5.is_file():
         raise BadInputError("CAM store does not exist", path=cams_h5,
                             fix="make it with pseudolabel make-cams, or check the path")
@@ -211,11 +153,16 @@ def run(config: AffinityTrainConfig, cams_h5: str | Path, images_root: str | Pat
                             fix="make it with pseudolabel make-cams on a non-empty data set")
     config = dataclasses.replace(config, key=key)
     resolved = {"cams": str(cams_h5), "images": str(image_dir), **to_dict(config)}
-    device = _resolve_device(config.device)
-    with RunLock(out_dir):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        last = out_dir / LAST_NAME
-        state = _start(out_dir, last, resolved, resume)
+    device = resolve_device(config.device)
+    with claim_output(out_dir, record=(CONFIG_NAME,), resolved=resolved,
+                      may_change=AffinityTrainConfig.RESUME_MAY_CHANGE, overwrite=overwrite,
+                      outputs=_outputs) as claim:
+        out_dir = claim.path
+        if claim.resume and not resume:
+            raise BadInputError("the folder holds an affinity run already", path=out_dir,
+                                fix="add --resume to continue it, --overwrite to replace it, or "
+                                    "choose another --out")
+        state = _read_last(out_dir / LAST_NAME) if claim.resume else None
         torch.manual_seed(config.seed)
         model = AffinityNet(config.backbone, config.stride, config.embed_dim,
                             config.pretrained_file).to(device)
@@ -230,7 +177,7 @@ def run(config: AffinityTrainConfig, cams_h5: str | Path, images_root: str | Pat
         if state is not None:
             model.load_state_dict(state["model"])
             optimiser.load_state_dict(state["optimiser"])
-            start, history = int(state["epoch"]), json.loads(state["history"])
+            start, history = state["epoch"], state["history"]
             log.info("resuming after epoch %d", start)
         save_config(resolved, out_dir / CONFIG_NAME)
         dataset = CamPairDataset(cams_h5, image_dir, ids, key, config)
@@ -246,29 +193,35 @@ def run(config: AffinityTrainConfig, cams_h5: str | Path, images_root: str | Pat
             save_affinity_net(out_dir / MODEL_NAME, model)
             with atomic_write(out_dir / METRICS_NAME, "w") as fh:
                 json.dump(history, fh, indent=1)
-            with atomic_path(last) as tmp:
+            with atomic_path(out_dir / LAST_NAME) as tmp:
                 torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()},
                             "optimiser": optimiser.state_dict(), "epoch": epoch + 1,
                             "history": json.dumps(history)}, tmp)
     return out_dir
 
 
-def _start(out_dir: Path, last: Path, resolved: dict[str, Any], resume: bool
-           ) -> dict[str, Any] | None:
-    """The state to resume from (None = fresh start); refuses to overwrite another run."""
-    previous = out_dir / CONFIG_NAME
-    if not previous.is_file() and not last.is_file():
-        return None
-    if not resume:
-        raise BadInputError("the folder holds an affinity run already", path=out_dir,
-                            fix="add --resume to continue it, or choose another --out")
-    if previous.is_file() and _comparable(load_config_file(previous)) != _comparable(resolved):
-        raise BadInputError("--resume with another configuration than the saved one",
-                            path=previous, fix="use the same options, or another --out")
+def _outputs(out_dir: Path) -> list[Path]:
+    return [p for p in (out_dir / MODEL_NAME, out_dir / LAST_NAME, out_dir / METRICS_NAME)
+            if p.exists()]
+
+
+def _read_last(last: Path) -> dict[str, Any] | None:
+    """AFF_DIR/last.pt (None when absent), history decoded; a damaged one names the file."""
     if not last.is_file():
         return None
+    fix = "rerun with --overwrite to start over"
     try:
-        return torch.load(last, map_location="cpu", weights_only=True)
+        state = torch.load(last, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise BadInputError(f"cannot read the resume state ({type(exc).__name__})", path=last,
-                            fix="delete it to start over") from None
+                            fix=fix) from None
+    try:
+        history = json.loads(state["history"])
+        epoch = int(state["epoch"])
+        if not isinstance(history, list) or not isinstance(state["model"], dict) or \
+                not isinstance(state["optimiser"], dict):
+            raise TypeError
+    except (KeyError, TypeError, ValueError):
+        raise BadInputError("the resume state is damaged (fields missing or not as written)",
+                            path=last, fix=fix) from None
+    return {**state, "epoch": epoch, "history": history}

@@ -9,7 +9,6 @@ machines share the work; the store is merged when every shard exists.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -17,23 +16,25 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from pseudolabel.cams.config import MakeCamsConfig
 from pseudolabel.cams.loader import batch_loader, plan_batches
 from pseudolabel.cams.methods import CamMethod, get_method
-from pseudolabel.cams.multiscale import multiscale_cams
+from pseudolabel.cams.multiscale import cam_stride, multiscale_cams
 from pseudolabel.config import save_config, to_dict
 from pseudolabel.data import DatasetIndex
 from pseudolabel.data.source import DataSource, SourceLike
 from pseudolabel.errors import BadInputError
-from pseudolabel.io import TMP_PREFIX, RunLock
+from pseudolabel.io import OutputBusyError, RunLock
 from pseudolabel.models import Classifier, check_same_classes, load_run
+from pseudolabel.ops import resolve_device
 from pseudolabel.progress import progress
+from pseudolabel.runtime import claim_output, comparable, resolve_output
 from pseudolabel.store import (
     CamRecord,
     ShardPlan,
@@ -42,77 +43,8 @@ from pseudolabel.store import (
     check_output,
     merge_shards,
 )
-from pseudolabel.store.schema import COMPRESSIONS
 
 log = logging.getLogger(__name__)
-
-# options that do not change the content of the store (left out of its fingerprint)
-RUNTIME_OPTIONS = ("batch_size", "device", "workers", "skip_bad", "shard", "merge")
-
-
-@dataclass(frozen=True)
-class MakeCamsConfig:
-    """Options of ``pseudolabel make-cams``.
-
-    split: the split of ROOT; method: a CAM method (``CAM_METHODS``); layers: layer names;
-    scales/flip: the test-time views merged; models: which checkpoints of RUN_DIR;
-    all_classes: store every class (default: the labelled ones); shard: ``"I/N"``, this
-    process's part; merge: only merge finished parts; shard_size: images per shard file.
-    """
-
-    split: str | None = "train"
-    method: str = "cam"
-    layers: tuple[str, ...] = ("features",)
-    scales: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
-    flip: bool = True
-    models: tuple[str, ...] = ("student",)
-    all_classes: bool = False
-    batch_size: int = 16
-    device: str = "auto"
-    workers: int = 2
-    skip_bad: bool = False
-    shard: str = "0/1"
-    merge: bool = False
-    shard_size: int = 256
-    compression: str = "gzip"
-
-    def __post_init__(self) -> None:
-        if not self.layers or not self.scales or not self.models:
-            raise ValueError("layers, scales and models must not be empty")
-        if any(s <= 0 for s in self.scales):
-            raise ValueError(f"scales must be positive, got {self.scales}")
-        if len(set(self.models)) != len(self.models) or not set(self.models) <= {
-                "student", "teacher"}:
-            raise ValueError(f"models must be student and/or teacher, got {self.models}")
-        if self.batch_size < 1 or self.shard_size < 1 or self.workers < 0:
-            raise ValueError("batch_size and shard_size must be >= 1, workers >= 0")
-        if self.compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {COMPRESSIONS}")
-        parse_shard(self.shard)
-
-    @property
-    def part(self) -> tuple[int, int]:
-        return parse_shard(self.shard)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> (I, N) with 0 <= I < N."""
-    try:
-        i, n = (int(v) for v in str(text).split("/"))
-    except ValueError:
-        raise ValueError(f"shard must be I/N (e.g. 0/4), got {text!r}") from None
-    if not 0 <= i < n:
-        raise ValueError(f"shard {text!r}: need 0 <= I < N")
-    return i, n
-
-
-def _remove_leftovers(out: Path, plan: ShardPlan, *, parts: bool = True) -> None:
-    """Under the output's lock: remove a killed merge's temp file (and the merged parts)."""
-    for tmp in out.parent.glob(f"{TMP_PREFIX}{out.name}.*"):
-        tmp.unlink(missing_ok=True)
-    if parts and plan.parts_dir.exists():
-        shutil.rmtree(plan.parts_dir, ignore_errors=True)
-
 
 def from_torchrun(config: MakeCamsConfig) -> MakeCamsConfig:
     """Under ``torchrun --nproc_per_node N``, process RANK makes part RANK/WORLD_SIZE.
@@ -128,18 +60,6 @@ def from_torchrun(config: MakeCamsConfig) -> MakeCamsConfig:
     if device in ("auto", "cuda") and torch.cuda.is_available():
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
     return dataclasses.replace(config, shard=f"{rank}/{world}", device=device)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInputError(f"device {name!r} asked for but CUDA is not available",
-                            fix="use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise BadInputError(f"unknown device {name!r}", fix="use cpu, cuda, cuda:N or auto") from None
 
 
 def _sha256(path: Path) -> str:
@@ -185,7 +105,8 @@ class _Job:
             self.models[which] = model.to(self.device).eval().requires_grad_(False)
             checkpoints[which] = _sha256(ckpt)
         # each model at its own strides: a CNN student (32) and a ViT teacher (16) share a store
-        self.strides = {which: {n: model.layer_info(n).reduction for n in config.layers}
+        self.strides = {which: {n: cam_stride(model.layer_info(n).reduction, config.scales,
+                                              config.grid) for n in config.layers}
                         for which, model in self.models.items()}
         strides = {f"{which}/{n}": r for which, per in self.strides.items() for n, r in per.items()}
         ids = tuple(self.data.ids)
@@ -193,7 +114,8 @@ class _Job:
         options = {k: v for k, v in to_dict(config).items() if k not in ("shard", "merge")}
         resolved = {**source.to_dict(), "run_dir": str(run_dir.resolve()),
                     **options, "checkpoints": checkpoints}  # the same for every part
-        content = {k: v for k, v in resolved.items() if k not in RUNTIME_OPTIONS}
+        # the one compatibility rule: the fields that may change are left out of the fingerprint
+        content = comparable(resolved, MakeCamsConfig.RESUME_MAY_CHANGE)
         content["ids"] = hashlib.sha256("\n".join(ids).encode()).hexdigest()
         fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
         self.resolved = resolved
@@ -272,49 +194,59 @@ def run(config: MakeCamsConfig, root: SourceLike, run_dir: str | os.PathLike,
     Resumes by skipping finished shard files; with ``config.shard = "i/n"`` only part ``i`` is
     computed and the store is merged once every part is done (or with ``config.merge``).
     """
-    out = Path(out)
+    out = resolve_output(out)  # an alias through a symlink is the same store, parts and lock
     config = from_torchrun(config)
     job = _Job(config, DataSource.of(root), Path(run_dir), out)
+    part, num_parts = config.part
     if check_output(out, job.plan.fingerprint):
         log.info("%s is complete already", out)
-        with RunLock(out):  # a run killed after its merge may have left its parts behind
-            _remove_leftovers(out, job.plan)
-            save_config(job.resolved, out.with_name(out.name + ".config.yaml"))
+        with claim_output(out, kind="file"):  # a run killed after its merge left its parts
+            _finish(job)
         return out
-    part, num_parts = config.part
-    lock = RunLock(out)
-    single = num_parts == 1 and not config.merge
-    if single:  # one lock over computing and merging: no gap another run could slip into
-        lock.__enter__()
+    if num_parts == 1 and not config.merge:
+        # one claim over computing and merging: no gap another run could slip into
+        with claim_output(out, kind="file"):
+            _make_part(job, part, num_parts)
+            _merge(job)
+        return out
+    if not config.merge:
+        with RunLock(job.plan.parts_dir / f"part-{part}-of-{num_parts}"):
+            _make_part(job, part, num_parts)
+        if job.plan.missing():
+            log.info("part %d/%d done; the store is merged when every part is done "
+                     "(or run again with --merge)", part, num_parts)
+            return out
     try:
-        if not config.merge:
-            owned = job.plan.owned(part, num_parts)
-            part_lock = (contextlib.nullcontext() if single
-                         else RunLock(job.plan.parts_dir / f"part-{part}-of-{num_parts}"))
-            with part_lock:
-                job.plan.remove_stale_temp_files(owned)
-                todo = job.plan.missing(owned)
-                log.info("part %d/%d: %d of %d shards to make (%d images)", part, num_parts,
-                         len(todo), len(owned), len(job.plan.ids))
-                if todo:
-                    job.compute(todo)
-            if job.plan.missing():
-                log.info("part %d/%d done; the store is merged when every part is done "
-                         "(or run again with --merge)", part, num_parts)
-                return out
-        if not single:
-            try:
-                lock.__enter__()
-            except BadInputError:
-                if config.merge:
-                    raise
-                log.info("another part is merging %s", out)  # two parts finished at once
-                return out
-        _remove_leftovers(out, job.plan, parts=False)  # a merge killed half-way
-        if not check_output(out, job.plan.fingerprint):
-            merge_shards(job.plan, job.header)
-    finally:
-        lock.__exit__(None, None, None)
-    save_config(job.resolved, out.with_name(out.name + ".config.yaml"))
-    log.info("wrote %s (%d images)", out, len(job.plan.ids))
+        with claim_output(out, kind="file"):
+            _merge(job)
+    except OutputBusyError:
+        if config.merge:
+            raise
+        log.info("another part is merging %s", out)  # two parts finished at once
     return out
+
+
+def _make_part(job: _Job, part: int, num_parts: int) -> None:
+    """Compute the missing shards of part ``part`` of ``num_parts`` (under a lock)."""
+    owned = job.plan.owned(part, num_parts)
+    job.plan.remove_stale_temp_files(owned)
+    todo = job.plan.missing(owned)
+    log.info("part %d/%d: %d of %d shards to make (%d images)", part, num_parts, len(todo),
+             len(owned), len(job.plan.ids))
+    if todo:
+        job.compute(todo)
+
+
+def _merge(job: _Job) -> None:
+    """Under the store's claim: merge the shards (unless done already), then :func:`_finish`."""
+    if not check_output(job.out, job.plan.fingerprint):
+        merge_shards(job.plan, job.header)
+        log.info("wrote %s (%d images)", job.out, len(job.plan.ids))
+    _finish(job)
+
+
+def _finish(job: _Job) -> None:
+    """A complete store: no parts left, its resolved config beside it."""
+    if job.plan.parts_dir.exists():
+        shutil.rmtree(job.plan.parts_dir, ignore_errors=True)
+    save_config(job.resolved, job.out.with_name(job.out.name + ".config.yaml"))
