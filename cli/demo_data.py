@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from pseudolabel.cli.options import config_from_params, config_option, dataclass_options
-from pseudolabel.data.demo import DemoConfig
+from pseudolabel.data.config import DemoConfig
 
 
 @click.command("demo-data")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pseudolabel.cli.options import config_from_params, config_option, dataclass_options
-from pseudolabel.evaluate.stage import EvaluateConfig
+from pseudolabel.evaluate.config import EvaluateConfig
 
 
 @click.command("evaluate")

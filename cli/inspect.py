@@ -11,7 +11,7 @@ from pseudolabel.cli.options import (
     dataclass_options,
     dataset_options,
 )
-from pseudolabel.data.inspect import InspectConfig
+from pseudolabel.data.config import InspectConfig
 
 
 @click.command("inspect")

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from pseudolabel.cli.options import config_from_params, config_option, dataclass_options
-from pseudolabel.report.build import ReportConfig
+from pseudolabel.report.config import ReportConfig
 
 
 @click.command("report")

@@ -35,3 +35,35 @@ class AugmentConfig:
             raise ValueError(f"crop_scale must satisfy lo <= hi, got {self.crop_scale}")
         if not self.crop_ratio[0] <= self.crop_ratio[1]:
             raise ValueError(f"crop_ratio must be increasing, got {self.crop_ratio}")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Options of ``pseudolabel demo-data``.
+
+    n_images: how many images; size: their side in pixels; seed: the random seed.
+    """
+
+    n_images: int = setting(300, help="Number of images (at least a train and a val image).",
+                            ge=2)
+    size: int = setting(128, help="Image side in pixels.", ge=16)
+    seed: int = setting(0, help="Random seed of the synthetic data.")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class InspectConfig:
+    """Options of ``pseudolabel inspect``: the split, worker processes, images per task, and
+    whether to decode every image (slower) rather than read its header."""
+
+    split: str | None = setting(
+        None, help="Split to inspect (default: every image); with --coco a file of image ids.")
+    workers: int = setting(1, help="Worker processes for the image and mask checks.", ge=1)
+    chunk_size: int = setting(64, help="Images per worker task.", ge=1)
+    decode: bool = setting(
+        False, help="Decode every image fully (finds truncated files; slower than the header).")
+
+    def __post_init__(self) -> None:
+        check_fields(self)

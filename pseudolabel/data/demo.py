@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pseudolabel.config import check_fields, save_config, setting
+from pseudolabel.config import save_config
+from pseudolabel.data.config import DemoConfig
 from pseudolabel.data.masks import CONTEXT_DIR, write_mask
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_path, atomic_write
@@ -44,22 +45,6 @@ P_CHIMNEY_GIVEN_SMOKE = 0.85  # plumes that rise from a chimney
 P_CHIMNEY_GIVEN_CLEAN = 0.3  # clean images that show a chimney anyway
 VAL_SHARE = 0.2
 CONFIG_NAME = "demo-data.yaml"
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Options of ``pseudolabel demo-data``.
-
-    n_images: how many images; size: their side in pixels; seed: the random seed.
-    """
-
-    n_images: int = setting(300, help="Number of images (at least a train and a val image).",
-                            ge=2)
-    size: int = setting(128, help="Image side in pixels.", ge=16)
-    seed: int = setting(0, help="Random seed of the synthetic data.")
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 @dataclass(frozen=True)

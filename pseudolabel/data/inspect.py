@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from pseudolabel.config import check_fields, setting, to_dict
+from pseudolabel.config import to_dict
+from pseudolabel.data.config import InspectConfig
 from pseudolabel.data.dataset import DatasetIndex, Problem, Sample
 from pseudolabel.data.images import image_size, load_image
 from pseudolabel.data.masks import IGNORE
@@ -34,22 +35,6 @@ from pseudolabel.io import atomic_write
 from pseudolabel.progress import chunked, progress
 
 MAX_PRINTED_PROBLEMS = 40
-
-
-@dataclass(frozen=True)
-class InspectConfig:
-    """Options of ``pseudolabel inspect``: the split, worker processes, images per task, and
-    whether to decode every image (slower) rather than read its header."""
-
-    split: str | None = setting(
-        None, help="Split to inspect (default: every image); with --coco a file of image ids.")
-    workers: int = setting(1, help="Worker processes for the image and mask checks.", ge=1)
-    chunk_size: int = setting(64, help="Images per worker task.", ge=1)
-    decode: bool = setting(
-        False, help="Decode every image fully (finds truncated files; slower than the header).")
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pseudolabel.config import check_fields, save_config, setting, to_dict
+from pseudolabel.config import save_config, to_dict
 from pseudolabel.data import load_dataset, load_image, read_mask
 from pseudolabel.data.masks import IGNORE
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_write, output_path
 from pseudolabel.progress import progress
+from pseudolabel.report.config import ReportConfig
 from pseudolabel.report.curves import training_charts
 from pseudolabel.report.pictures import (
     CAM_ANCHORS,
@@ -55,30 +55,6 @@ log = logging.getLogger(__name__)
 
 #: The folder beside a mask folder where ``pseudolabel demo`` / ``run`` put the compared chains.
 COMPARE_DIR = "compare"
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    """What the report shows; defaults suit a few thousand images.
-
-    gallery: images shown, half the worst and half the best; thumb: their longer side in px.
-    """
-
-    split: str | None = setting(None, help="Split of the dataset root.")
-    gallery: int = setting(48, help="Images in the gallery: half the worst, half the best.",
-                           ge=0)
-    thumb: int = setting(144, help="Longer side of a gallery picture in px.", ge=16)
-    key: str | None = setting(
-        None, help="CAM key to show, e.g. student/features (default: the refine stage's).")
-    curve_images: int = setting(200, help="Images the threshold curve is computed on.", ge=1)
-    thresholds: tuple[float, ...] = setting(
-        tuple(round(0.05 * i, 2) for i in range(1, 20)),
-        help="Background thresholds of the threshold curve.", ge=0, le=1, nonempty=True,
-        metavar="T,...")
-    title: str = setting("pseudolabel report", help="Title of the page.")
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 def _threshold_curve(store: Any, dataset: Any, key: str, cfg: ReportConfig) -> dict[str, list]:

@@ -23,13 +23,13 @@ from pseudolabel.cli.main import cli
 from pseudolabel.cli.options import FieldOption
 from pseudolabel.config import InvalidValue, from_dict, parse_spec
 from pseudolabel.data.config import AugmentConfig
-from pseudolabel.data.demo import DemoConfig
-from pseudolabel.data.inspect import InspectConfig
+from pseudolabel.data.config import DemoConfig
+from pseudolabel.data.config import InspectConfig
 from pseudolabel.errors import BadInputError
-from pseudolabel.evaluate.stage import EvaluateConfig
+from pseudolabel.evaluate.config import EvaluateConfig
 from pseudolabel.export import ExportConfig
 from pseudolabel.refine.config import RefineConfig
-from pseudolabel.report.build import ReportConfig
+from pseudolabel.report.config import ReportConfig
 from pseudolabel.train.config import TrainConfig
 
 from cli_helpers import assert_one_line_error
