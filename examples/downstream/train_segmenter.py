@@ -19,6 +19,11 @@ built here from a timm ``features_only`` backbone and a light FPN decoder. Nothi
 Pixels of value 255 in a mask (the refiners' "not sure") are ignored by the loss
 (``CrossEntropyLoss(ignore_index=255)``). Predictions for the val images are written as palette
 PNGs to ``OUT/pred`` and scored with :func:`pseudolabel.evaluate.evaluate`.
+
+The score is a held-out one only if no val image is a training image: the script refuses a
+val split that shares images with the training split (a root without split files has no "val"
+split at all), unless ``--allow-overlap`` says so on purpose; then it warns and scores.json
+records ``"held_out": false``.
 """
 
 from __future__ import annotations
@@ -170,6 +175,25 @@ def mask_pairs(root: Path, split: str | None, masks: str) -> tuple[list[Path], l
     return images, files, dataset.num_classes + 1
 
 
+def check_held_out(train_ids: Sequence[str], val_ids: Sequence[str], root: Path,
+                   splits: tuple[str | None, str | None], allow_overlap: bool = False) -> bool:
+    """Whether the val images are held out (none is a training image). A val split that shares
+    images with the training split is an error unless ``allow_overlap``; then a loud warning."""
+    shared = set(train_ids) & set(val_ids)
+    if not shared:
+        return True
+    train_split, val_split = splits
+    what = (f"the val split {val_split!r} shares {len(shared)} of its {len(set(val_ids))} "
+            f"images with the training split {train_split!r}")
+    if not allow_overlap:
+        raise BadInputError(f"{what}: its score would not be a held-out one", path=root,
+                            fix="give --val-split a split of other images (ImageSets/"
+                                "Segmentation/<split>.txt), or --allow-overlap to score on "
+                                "training images anyway")
+    log.warning("WARNING: %s; the score below is NOT a held-out score (--allow-overlap)", what)
+    return False
+
+
 def train(cfg: SegConfig, images: Sequence[Path], masks: Sequence[Path],
           num_classes: int) -> tuple[nn.Module, str]:
     """Train a segmenter on (image, mask) pairs; returns (model in eval mode, backend)."""
@@ -221,18 +245,24 @@ def predict(model: nn.Module, cfg: SegConfig, root: Path, split: str | None,
 
 
 def run(cfg: SegConfig, root: str | Path, masks: str, out: str | Path, *,
-        train_split: str | None = "train", val_split: str | None = "val") -> EvalResult:
-    """Train on ``masks`` (a folder or "gt") for ``train_split``; score on ``val_split``."""
+        train_split: str | None = "train", val_split: str | None = "val",
+        allow_overlap: bool = False) -> EvalResult:
+    """Train on ``masks`` (a folder or "gt") for ``train_split``; score on ``val_split``, which
+    must not share images with ``train_split`` unless ``allow_overlap`` (:func:`check_held_out`)."""
     root, out = Path(root), Path(out)
+    val_set = load_dataset(root, val_split, require_labels=False)
+    held_out = check_held_out(load_dataset(root, train_split, require_labels=False).ids,
+                              val_set.ids, root, (train_split, val_split), allow_overlap)
     images, files, num_classes = mask_pairs(root, train_split, masks)
     log.info("training on %d images (%s)", len(images), masks)
     model, backend = train(cfg, images, files, num_classes)
     pred = predict(model, cfg, root, val_split, out / "pred")
-    result = evaluate(pred, load_dataset(root, val_split, require_labels=False))
+    result = evaluate(pred, val_set)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scores.json").write_text(json.dumps(
-        {**result.to_dict(), "segmenter": {**asdict(cfg), "backend": backend,
-                                           "masks": masks, "train_images": len(images)}},
+        {**result.to_dict(), "held_out": held_out,
+         "segmenter": {**asdict(cfg), "backend": backend, "masks": masks,
+                       "train_images": len(images)}},
         indent=1))
     return result
 
@@ -244,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for pred/ and scores.json")
     p.add_argument("--train-split", default="train")
     p.add_argument("--val-split", default="val", help="held-out split with ground truth")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="score on a val split that shares images with the training split "
+                        "(not a held-out score; a warning says so)")
     d = SegConfig()
     for name, value in asdict(d).items():
         flag = "--" + name.replace("_", "-")
@@ -254,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = SegConfig(**{k: a[k] for k in asdict(d)})
     try:
         result = run(cfg, a["root"], a["masks"], a["out"], train_split=a["train_split"],
-                     val_split=a["val_split"])
+                     val_split=a["val_split"], allow_overlap=a["allow_overlap"])
     except BadInputError as exc:  # one line, exit 2, as the pseudolabel commands do
         sys.stderr.write(f"error: {exc.one_line()}\n")
         raise SystemExit(2) from None

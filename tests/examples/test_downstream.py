@@ -112,3 +112,31 @@ def test_no_mask_is_one_line_and_exit_2(seg: ModuleType, root: Path, tmp_path: P
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "run pseudolabel refine" in err[0]
+
+
+def test_refuses_to_validate_on_training_images(seg: ModuleType, root: Path, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = seg.SegConfig(encoder="test_resnet", image_size=32, epochs=1, batch_size=4,
+                        backend="timm")
+    with pytest.raises(BadInputError, match=r"the val split 'train' shares \d+ of its \d+ images "
+                                            r"with the training split 'train'"):
+        seg.run(cfg, root, "gt", tmp_path / "o", train_split="train", val_split="train")
+    with pytest.raises(BadInputError, match="shares"):  # None: every image, train's among them
+        seg.run(cfg, root, "gt", tmp_path / "o", train_split="train", val_split=None)
+    assert not (tmp_path / "o").exists()  # refused before any training
+    with caplog.at_level("WARNING"):
+        seg.run(cfg, root, "gt", tmp_path / "o", train_split="train", val_split="train",
+                allow_overlap=True)
+    assert any("NOT a held-out score" in r.getMessage() for r in caplog.records)
+    assert json.loads((tmp_path / "o" / "scores.json").read_text())["held_out"] is False
+    # a root without split files has no val split: one line, exit 2 (not every image)
+    bare = tmp_path / "bare"
+    shutil.copytree(root, bare)
+    shutil.rmtree(bare / "ImageSets")
+    with pytest.raises(SystemExit) as exc:
+        seg.main([str(bare), "--masks", "gt", "--out", str(tmp_path / "o2"),
+                  "--encoder", "test_resnet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no split 'val': the root has no split files" in err[0]
