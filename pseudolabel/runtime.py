@@ -80,7 +80,8 @@ def os_error(exc: OSError, path: str | os.PathLike | None = None) -> BadInputErr
     what, fix = _OS_FIXES[code]
     where = exc.filename if exc.filename is not None else path
     if where is None:
-        found = re.search(r"name = '([^']+)'", str(exc))  # HDF5: "... (name = 'x.h5', ...)"
+        # HDF5: "... (name = 'x.h5', ...)" on open, "... filename = 'x.h5', ..." on write
+        found = re.search(r"\b(?:file)?name = '([^']+)'", str(exc))
         where = found.group(1) if found else None
     return BadInputError(what, path=where, fix=fix)
 
@@ -118,9 +119,11 @@ def resolve_output(out: str | os.PathLike) -> Path:
     if not ancestor.is_dir():
         raise BadInputError("a parent of the output is a file, not a folder", path=ancestor,
                             fix="choose another --out, or move the file away")
-    if not os.access(ancestor, os.W_OK):
-        raise BadInputError("cannot write here (permission denied or read-only file system)",
-                            path=ancestor, fix="choose an output in a folder you may write")
+    for place in (ancestor, path):
+        if place.exists() and not os.access(place, os.W_OK):
+            raise BadInputError("cannot write here (permission denied or read-only file "
+                                "system)", path=place,
+                                fix="choose an output in a folder you may write")
     return path
 
 

@@ -128,6 +128,15 @@ def test_a_parent_that_is_a_file_is_named(tmp_path: Path) -> None:
     assert info.value.path == tmp_path / "afile"
 
 
+def test_an_existing_read_only_output_is_named(tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "masks"
+    out.mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != out)
+    with pytest.raises(BadInputError, match="cannot write") as info:
+        resolve_output(out)
+    assert info.value.path == out
+
+
 def test_an_unwritable_place_is_named(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: False)  # root passes any chmod
     with pytest.raises(BadInputError, match="cannot write") as info:
@@ -146,6 +155,10 @@ def test_os_errors_a_user_can_fix_become_one_line(code: int, words: str) -> None
     h5 = OSError("Unable to synchronously create file (unable to open file: name = "
                  "'/d/cams.h5', errno = 28, error message = 'No space left on device')")
     assert "/d/cams.h5" in os_error(h5).one_line()
+    h5_write = OSError("Can't synchronously write data (file write failed: time = Wed Dec  2, "
+                       "filename = '/d/cams.h5.parts/shard-0.h5', file descriptor = 5, errno = "
+                       "28, error message = 'No space left on device')")
+    assert "shard-0.h5" in os_error(h5_write).one_line()
     assert os_error(OSError(errno.EBADF, "Bad file descriptor")) is None  # a bug, not input
 
 
