@@ -1,8 +1,8 @@
 """benchmarks/quality.py end to end at its tiny preset, with tiny models on the demo data.
 
-Its in-process scorer is checked against the refine and evaluate stages, its oracle rows against
-their own threshold curves, and a rerun against the first run (everything cached, nothing
-retrained).
+Its oracle rows are checked against their own threshold curves, and a rerun against the first
+run (everything cached, nothing retrained). Its scorer is pseudolabel.refine.api, whose masks and
+scores equal the refine and evaluate stages' (tests/refine/test_api.py).
 """
 
 from __future__ import annotations
@@ -14,11 +14,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-from pseudolabel.evaluate.stage import EvaluateConfig
-from pseudolabel.evaluate.stage import run as evaluate
-from pseudolabel.refine.stage import RefineConfig
-from pseudolabel.refine.stage import run as refine
 
 from .helpers import REPO
 
@@ -67,18 +62,6 @@ def test_oracle_is_the_best_point_of_its_curve(bench: tuple[ModuleType, Path, di
         best_t, best = max(r["curve"], key=lambda p: p[1])
         assert r["oracle"]["miou"] == pytest.approx(best)
         assert r["t"] == pytest.approx(best_t)
-
-
-@pytest.mark.parametrize("chain", [("threshold",), ("threshold", "crf")])
-def test_in_process_scores_match_the_refine_and_evaluate_stages(
-        bench: tuple[ModuleType, Path, dict], chain: tuple[str, ...], tmp_path: Path) -> None:
-    module, out, _ = bench
-    cams, root = out / "cams" / "cnn.h5", out / "data"
-    mine = module.score_chains(cams, root, {"c": chain})["c"]
-    masks = refine(RefineConfig(refiners=chain, workers=1), cams, tmp_path / "masks", root)
-    theirs = evaluate(EvaluateConfig(split="bench_train"), masks, root).metrics
-    assert mine["miou"] == pytest.approx(theirs["miou"], abs=1e-9)
-    assert mine["coverage"] == pytest.approx(theirs["coverage"], abs=1e-9)
 
 
 def test_rerun_reuses_everything(bench: tuple[ModuleType, Path, dict]) -> None:
