@@ -87,3 +87,20 @@ def test_atomic_outputs_get_the_usual_file_mode(tmp_path: Path) -> None:
     with atomic_write(tmp_path / "f.bin") as fh:
         fh.write(b"x")
     assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o666 & ~_UMASK != 0o600
+
+
+def test_a_writer_that_hides_a_full_disk_is_told_as_one(tmp_path: Path, monkeypatch) -> None:
+    import collections
+    import errno
+    import shutil
+
+    from pseudolabel.io import atomic_path
+
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "a.pt"):  # space left: as it is
+        raise RuntimeError("unexpected pos 704 vs 598")
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10, 10, 0))
+    with pytest.raises(OSError) as info, atomic_path(tmp_path / "a.pt"):
+        raise RuntimeError("unexpected pos 704 vs 598")  # what torch.save says on ENOSPC
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "a.pt")
+    assert os.listdir(tmp_path) == []
