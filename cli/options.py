@@ -71,6 +71,12 @@ class RegistryName(click.ParamType):
         module, _, attr = self.where.partition(":")
         return list(getattr(importlib.import_module(module), attr).names())
 
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str
+                       ) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(n) for n in self.names() if n.startswith(incomplete)]
+
 
 class FieldOption(click.Option):
     """An option that stands for the dataclass field ``key`` (dotted when nested).
