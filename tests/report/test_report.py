@@ -174,12 +174,17 @@ def test_report_renders_in_a_headless_browser(tmp_path: Path) -> None:
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
-         f"--screenshot={shot}", "--window-size=900,1200", out.as_uri()],
+         f"--screenshot={shot}", "--window-size=1300,1200", out.as_uri()],
         check=True, capture_output=True, timeout=120)
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
     assert pixels.std() > 10, "blank screenshot"
     coloured = (np.abs(pixels - pixels.mean(axis=2, keepdims=True)).sum(axis=2) > 60).mean()
     assert coloured > 0.005, "no bars or pictures rendered"
+    # the worst and the best column side by side: mask overlays (magenta) in both halves
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    magenta = (r > g + 60) & (b > g + 60)
+    half = pixels.shape[1] // 2
+    assert magenta[:, :half].sum() > 200 and magenta[:, half:].sum() > 200
 
 
 def test_log_x_axis_spaces_decades_evenly() -> None:
