@@ -3,6 +3,7 @@
 ``rel_root``   a 12-image, 48 px synthetic smoke data set (read-only: copy before changing)
 ``rel_run``    RUN_DIR of one tiny training run on it (test_resnet, 32 px, 1 epoch)
 ``rel_cams``   CAMS.h5 made from ``rel_run`` on ``rel_root``
+``rel_masks``  MASK_DIR refined from ``rel_cams`` (threshold)
 ``specs``      the harness StageSpecs of train / make-cams / refine on these inputs
 ``references`` stage -> output of an uninterrupted run of that spec (in this process)
 ``cli_run``    run the CLI in this process: ``cli_run(*args) -> click Result``
@@ -50,6 +51,14 @@ def rel_run(rel_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def rel_cams(rel_root: Path, rel_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("relcams") / "cams.h5"
     result = invoke("make-cams", rel_root, "--model", rel_run, "--out", out, *TINY_CAMS)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def rel_masks(rel_cams: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("relmasks") / "masks"
+    result = invoke("refine", rel_cams, "--out", out)
     assert result.exit_code == 0, result.output
     return out
 

@@ -29,14 +29,6 @@ SKIP_BUGS: dict[tuple[str, str], str] = {}
 HEADER_OK = {"truncated_jpeg", "truncated_png"}
 
 
-@pytest.fixture(scope="session")
-def rel_masks(rel_cams: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("relmasks") / "masks"
-    result = invoke("refine", rel_cams, "--out", out)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 @pytest.fixture
 def case(tmp_path: Path, rel_root: Path, rel_run: Path, rel_cams: Path, rel_masks: Path) -> Case:
     inputs = tmp_path / "in"

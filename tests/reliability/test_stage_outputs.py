@@ -18,14 +18,6 @@ AFFINITY = ("--backbone", "test_resnet", "--size", "32", "--epochs", "1", "--bat
             "--device", "cpu")
 
 
-@pytest.fixture(scope="module")
-def rel_masks(rel_cams: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("outmasks") / "masks"
-    result = invoke("refine", rel_cams, "--out", out)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 # command -> (arguments with OUT standing for the output, whether the output is a folder)
 COMMANDS = {
     "train": (["train", "ROOT", "--out", "OUT", *TINY_TRAIN], True),
