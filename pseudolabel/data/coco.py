@@ -416,4 +416,5 @@ def load_coco(
     reader = CocoMasks(path, category_index)
     reader.index(data)
     return DatasetIndex(images_dir, tuple(names), tuple(samples), split, tuple(problems.found),
-                        tuple(sorted(problems.bad_ids)), reader, image_dir=images_dir)
+                        tuple(sorted(problems.bad_ids)), reader, image_dir=images_dir,
+                        label_file=path)

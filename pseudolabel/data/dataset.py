@@ -124,7 +124,8 @@ class DatasetIndex:
 
     ``gt_reader`` reads a ground-truth mask for a sample when masks are not PNG files
     (COCO polygons); by default masks are read from ``Sample.mask``. ``image_dir`` is the folder
-    the image files lie in (ROOT/JPEGImages, or the COCO image folder).
+    the image files lie in (ROOT/JPEGImages, or the COCO image folder); ``label_file`` the file
+    (or folder) the labels come from: labels.csv, Annotations/ or the COCO file.
     """
 
     root: Path
@@ -135,6 +136,7 @@ class DatasetIndex:
     skipped: tuple[str, ...] = ()
     gt_reader: Callable[[Sample], np.ndarray | None] | None = field(default=None, repr=False)
     image_dir: Path | None = None
+    label_file: Path | None = None
 
     @property
     def num_classes(self) -> int:
@@ -549,4 +551,5 @@ def load_dataset(
         raise BadInputError("no usable image in the dataset", path=id_source,
                             fix="check the split file, JPEGImages/ and labels.csv")
     return DatasetIndex(root, tuple(classes), tuple(samples), split, tuple(problems.found),
-                        tuple(sorted(problems.bad_ids)), image_dir=image_dir)
+                        tuple(sorted(problems.bad_ids)), image_dir=image_dir,
+                        label_file=label_source)

@@ -36,13 +36,11 @@ def check_positives(index: DatasetIndex) -> None:
     counts = index.label_matrix().sum(axis=0)
     empty = [c for c, n in zip(index.classes, counts, strict=True) if n == 0]
     if empty:
-        source = index.root / "labels.csv"
-        if not source.is_file():
-            source = index.root / "Annotations"
         raise BadInputError(
             f"class(es) {', '.join(empty)} have no positive image in split "
-            f"{index.split or 'all'!r} ({len(index)} images)", path=source,
-            fix="label images of those classes, or remove them from classes.txt")
+            f"{index.split or 'all'!r} ({len(index)} images)", path=index.label_file or index.root,
+            fix="label images of those classes, or remove them from "
+                + ("the COCO file's categories" if index.gt_reader is not None else "classes.txt"))
 
 
 def load_train_data(root: SourceLike, cfg: TrainConfig) -> TrainData:

@@ -18,12 +18,13 @@ def test_a_root_and_a_coco_file_open_as_the_same_index(tiny_voc_root, tmp_path: 
     root = tiny_voc_root()
     voc = open_dataset(root)
     assert isinstance(voc, DatasetIndex) and voc.ids == load_dataset(root).ids
-    assert voc.image_dir == root / "JPEGImages"
+    assert voc.image_dir == root / "JPEGImages" and voc.label_file == root / "labels.csv"
     assert open_dataset(DataSource(root=root), "train").ids == voc.ids
     (tmp_path / "c").mkdir()
     path, images = write_coco(tmp_path / "c")
     coco = open_dataset(DataSource(coco=path, images=images))
     assert isinstance(coco, DatasetIndex) and coco.image_dir == images
+    assert coco.label_file == path  # what train names when a class has no positive image
     assert coco.ids == load_coco(path, images).ids == ["a", "b", "c"]
     assert coco.classes == ("cat", "person", "dog")
     # train's default split, "train", is every image of a COCO file as of a root without splits
