@@ -148,7 +148,8 @@ def _options_for(cls: type, prefix: str, exclude: Sequence[str]) -> list[click.O
         flag = meta.get("option") or "--" + key.replace("_", "-")
         param = key.replace(".", _SEP)
         help_text = meta.get("help", "")
-        common = {"key": key, "aliases": meta.get("aliases", ()), "default": None,
+        common = {"key": key, "aliases": [f"{prefix}{a}" for a in meta.get("aliases", ())],
+                  "default": None,
                   "help": help_text}
         if tp is bool:
             shown = None if default is None else ("on" if default else "off")
@@ -289,7 +290,7 @@ def load_config_into(ctx: click.Context, path: str, *, recorded: Sequence[str] =
     if unknown:
         raise BadInputError(
             f"unknown option(s) {', '.join(unknown)}", path=path,
-            fix=f"valid keys are: {', '.join(sorted(k for k in keys if '.' not in k))}")
+            fix=f"valid keys are: {', '.join(sorted({k.split('.')[0] for k in keys}))}")
     defaults: dict[str, Any] = {}
     for key, value in flat.items():
         if key in recorded:

@@ -238,3 +238,28 @@ def test_refiner_params_are_checked_from_python_too() -> None:
             create_refiner(spec)
     with pytest.raises(BadInputError, match="given twice"):
         parse_spec("gmm:lo=0.2,lo=0.3")
+
+
+def test_two_configs_under_prefixes_share_one_command(tmp_path: Path) -> None:
+    """The shape ``pseudolabel run`` can use: --train.lr and --refine.workers side by side."""
+    from pseudolabel.cli.options import config_from_params, config_option, dataclass_options
+
+    seen: dict[str, Any] = {}
+
+    @click.command()
+    @dataclass_options(TrainConfig, prefix="train.")
+    @dataclass_options(RefineConfig, prefix="refine.")
+    @config_option
+    def both(config: str | None, **options: Any) -> None:
+        seen["train"] = config_from_params(TrainConfig, options, prefix="train.")
+        seen["refine"] = config_from_params(RefineConfig, options, prefix="refine.")
+
+    config = tmp_path / "both.yaml"
+    config.write_text("train:\n  epochs: 3\n  augment: {hflip: 0.1}\nrefine:\n  refiner: [gmm]\n")
+    result = CliRunner().invoke(both, ["--train.lr", "0.5", "--refine.workers", "2",
+                                       "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert (seen["train"].lr, seen["train"].epochs, seen["train"].augment.hflip) == (0.5, 3, 0.1)
+    assert (seen["refine"].workers, seen["refine"].refiners) == (2, ("gmm",))
+    bad = CliRunner().invoke(both, ["--train.augment.hflip", "nan"])
+    assert bad.exit_code != 0 and "--train.augment.hflip must be" in str(bad.exception)
