@@ -41,11 +41,12 @@ class InvalidValue(BadInputError):
 
     def __init__(self, keys: tuple[str, ...], requirement: str, value: Any, *,
                  where: str | None = None, path: str | Path | None = None,
-                 label: str | None = None) -> None:
+                 label: str | None = None, kind: str = "range") -> None:
         self.keys = keys
         self.requirement = requirement
         self.value = value
         self.where = where
+        self.kind = kind  # "type": the value is not of the field's type; "range": out of range
         if label is None:
             label = ".".join(keys) or "value"
             label = f"{where}: {label}" if where else label
@@ -55,7 +56,7 @@ class InvalidValue(BadInputError):
         """The message with the value called ``label`` (an option, a key)."""
         if self.requirement.startswith("one of "):
             return f"{label}: {self.value!r} is not {self.requirement}"
-        if self.requirement.startswith(("a ", "an ", "true ")) and " " not in self.requirement[3:]:
+        if self.kind == "type":
             return f"{label}: expected {self.requirement}, got {self.value!r}"
         return f"{label} must be {self.requirement}, got {self.value!r}"
 
@@ -63,7 +64,7 @@ class InvalidValue(BadInputError):
                 path: str | Path | None = None, label: str | None = None) -> InvalidValue:
         """The same error under other keys, a ``where`` prefix, a file, or one ``label``."""
         return InvalidValue(self.keys if keys is None else keys, self.requirement, self.value,
-                            where=where, path=path, label=label)
+                            where=where, path=path, label=label, kind=self.kind)
 
 
 def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
@@ -91,8 +92,13 @@ def _requirement(meta: Mapping[str, Any], value: Any, plural: bool = False) -> s
         kind = "a list of " + ("integers" if isinstance(value, int) else f"{finite}numbers")
     else:
         kind = "an integer" if isinstance(value, int) else f"a {finite}number"
+    lo = next(((k, meta[k]) for k in ("ge", "gt") if meta.get(k) is not None), None)
+    hi = next(((k, meta[k]) for k in ("le", "lt") if meta.get(k) is not None), None)
+    if lo and hi:  # an interval: [0, 1), (0, 1] ...
+        return (f"{kind} in {'[' if lo[0] == 'ge' else '('}{lo[1]}, "
+                f"{hi[1]}{']' if hi[0] == 'le' else ')'}")
     bounds = [f"{sign} {meta[key]}" for key, sign in _BOUNDS if meta.get(key) is not None]
-    return " ".join([kind, " and ".join(bounds)]).strip()
+    return " ".join([kind, *bounds])
 
 
 def check_value(f: dataclasses.Field, value: Any) -> None:
@@ -135,22 +141,22 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
-def type_name(tp: Any) -> str:
-    """A readable name of an annotation: ``float``, ``a, b or c``, ``list of float``."""
+_PLURAL = {bool: "true/false values", int: "integers", float: "numbers", str: "strings"}
+
+
+def type_name(tp: Any, *, plural: bool = False) -> str:
+    """A readable name of an annotation: ``a number``, ``one of a, b``, ``a list of numbers``."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(type_name(a) for a in args if a is not type(None))
+        return " or ".join(type_name(a, plural=plural) for a in args if a is not type(None))
     if origin is typing.Literal:
         return "one of " + ", ".join(map(str, args))
     if origin in (tuple, list):
-        return f"a list of {type_name(args[0]) if args else 'values'}"
-    if tp is bool:
-        return "true or false"
-    if tp is int:
-        return "an integer"
-    if tp is float:
-        return "a number"
-    return getattr(tp, "__name__", str(tp))
+        return "a list of " + (type_name(args[0], plural=True) if args else "values")
+    if plural:
+        return _PLURAL.get(tp, f"{getattr(tp, '__name__', tp)} values")
+    return {bool: "true or false", int: "an integer", float: "a number",
+            str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _coerce(tp: Any, value: Any) -> Any:
@@ -168,10 +174,10 @@ def _coerce(tp: Any, value: Any) -> Any:
                 return _coerce(arg, value)
             except (BadInputError, TypeError, ValueError):
                 continue
-        raise InvalidValue((), type_name(tp), value)
+        raise InvalidValue((), type_name(tp), value, kind="type")
     if origin is typing.Literal:
         if value not in args:
-            raise InvalidValue((), type_name(tp), value)
+            raise InvalidValue((), type_name(tp), value, kind="type")
         return value
     if origin in (tuple, list):
         if isinstance(value, str):
@@ -179,13 +185,13 @@ def _coerce(tp: Any, value: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             value = [value]
         if origin is tuple and len(args) > 1 and args[1] is not Ellipsis and len(value) != len(args):
-            raise InvalidValue((), f"{len(args)} comma-separated values", value)
+            raise InvalidValue((), f"{len(args)} comma-separated values", value, kind="type")
         items = [_coerce(args[0] if len(args) == 1 or args[1] is Ellipsis else args[i], v)
                  for i, v in enumerate(value)] if args else list(value)
         return tuple(items) if origin is tuple else items
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise InvalidValue((), "a mapping", value)
+            raise InvalidValue((), "a mapping", value, kind="type")
         return dict(value)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where=None)
@@ -196,20 +202,20 @@ def _coerce(tp: Any, value: Any) -> Any:
             return True
         if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
             return False
-        raise InvalidValue((), type_name(tp), value)
+        raise InvalidValue((), type_name(tp), value, kind="type")
     if tp in (int, float):
         if isinstance(value, bool):
-            raise InvalidValue((), type_name(tp), value)
+            raise InvalidValue((), type_name(tp), value, kind="type")
         try:
             out = tp(value)
         except (TypeError, ValueError, OverflowError):
-            raise InvalidValue((), type_name(tp), value) from None
+            raise InvalidValue((), type_name(tp), value, kind="type") from None
         if tp is int and isinstance(value, float) and out != value:
-            raise InvalidValue((), type_name(tp), value)
+            raise InvalidValue((), type_name(tp), value, kind="type")
         return out
     if tp is str:
         if isinstance(value, (Mapping, list, tuple)):
-            raise InvalidValue((), "a string", value)
+            raise InvalidValue((), "a string", value, kind="type")
         return str(value)
     if tp is Path:
         return Path(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -10,11 +11,16 @@ import pytest
 import yaml
 
 from pseudolabel.config import (
+    InvalidValue,
+    check_fields,
     from_dict,
     load_config_file,
+    nest,
     parse_spec,
     replace,
     save_config,
+    setting,
+    split_list,
     to_dict,
 )
 from pseudolabel.errors import BadInputError
@@ -89,3 +95,56 @@ def test_parse_spec() -> None:
         parse_spec("gmm:bands")
     with pytest.raises(BadInputError):
         parse_spec(":a=1")
+    with pytest.raises(BadInputError, match="given twice"):
+        parse_spec("threshold:t=0.3,t=0.5")
+
+
+@dataclass(frozen=True)
+class Checked:
+    rate: float = setting(0.5, help="a share", ge=0, le=1)
+    scales: tuple[float, ...] = setting((1.0,), help="positive", gt=0, nonempty=True)
+    steps: int = setting(3, help="at least one", ge=1)
+    free: float = setting(0.0, help="any finite number")
+    unbounded: float = setting(0.0, help="inf allowed", finite=False)
+    names: tuple[str, ...] = setting(("a",), help="aka", aliases=("name",))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"rate": math.nan}, "rate must be a finite number in [0, 1], got nan"),
+    ({"rate": 1.5}, "rate must be a finite number in [0, 1], got 1.5"),
+    ({"scales": (1.0, -2.0)}, "scales must be a list of finite numbers > 0, got (1.0, -2.0)"),
+    ({"scales": ()}, "scales must be not empty, got ()"),
+    ({"steps": 0}, "steps must be an integer >= 1, got 0"),
+    ({"free": math.inf}, "free must be a finite number, got inf"),
+])
+def test_setting_checks_from_python_and_from_dict(kwargs: dict, message: str) -> None:
+    with pytest.raises(InvalidValue) as python:
+        Checked(**kwargs)
+    assert str(python.value) == message
+    with pytest.raises(InvalidValue) as data:
+        from_dict(Checked, {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
+                  where="cfg")
+    assert str(data.value) == f"cfg: {message}" and data.value.keys == tuple(kwargs)
+
+
+def test_setting_allows_what_it_says() -> None:
+    assert Checked(unbounded=math.inf, rate=0.0, free=-1e9).unbounded == math.inf
+    assert from_dict(Checked, {"name": "x,y"}).names == ("x", "y")  # an alias
+    with pytest.raises(BadInputError, match="twice"):
+        from_dict(Checked, {"name": "x", "names": "y"})
+    with pytest.raises(TypeError, match="unknown setting metadata"):
+        setting(1, help="x", minimum=0)
+
+
+def test_one_comma_list_rule_and_dotted_keys() -> None:
+    assert split_list(" a, b ,,c ") == ["a", "b", "c"]
+    assert split_list("[0.3,0.7]") == ["0.3", "0.7"] and split_list("") == []
+    assert nest({"inner.lr": 1, "inner": {"steps": 2}, "name": "n"}) == {
+        "inner": {"lr": 1, "steps": 2}, "name": "n"}
+    cfg = from_dict(Outer, {"inner.lr": "0.5", "scales": "[1, 2]"})
+    assert cfg.inner.lr == 0.5 and cfg.scales == (1.0, 2.0)
+    with pytest.raises(InvalidValue, match=r"inner\.lr: expected a number"):
+        from_dict(Outer, {"inner": {"lr": "fast"}}, where=None)
