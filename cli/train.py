@@ -22,7 +22,7 @@ from pseudolabel.train.config import TrainConfig
 @click.argument("root", required=False, type=click.Path(file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="RUN_DIR: student.pt, teacher.pt, last.pt, config.yaml, metrics.json, "
-                   "curves.png.")
+                   "curves.svg.")
 @dataset_options
 @dataclass_options(TrainConfig)
 # the spellings before the augmentations were their own section (kept, not shown)
