@@ -13,13 +13,15 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pseudolabel.config import check_fields, save_config, setting, to_dict
-from pseudolabel.data import voc_palette
-from pseudolabel.data.source import DataSource, SourceLike, open_dataset
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_write, output_path
 from pseudolabel.runtime import claim_output
+
+if TYPE_CHECKING:
+    from pseudolabel.data.source import SourceLike
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ def run(config: ExportConfig, masks: str | Path, images: SourceLike, out: str | 
     masks, out = Path(masks).resolve(), Path(out)
     if not masks.is_dir():
         raise BadInputError("mask folder does not exist", path=masks)
+    # imported here: `pseudolabel export --help` builds ExportConfig's options without numpy
+    from pseudolabel.data import voc_palette
+    from pseudolabel.data.source import DataSource, open_dataset
+
     source = DataSource.of(images)
     dataset = open_dataset(source, config.split, require_labels=False)
     ids = [s.id for s in dataset.samples if output_path(masks, s.id, ".png").is_file()]
