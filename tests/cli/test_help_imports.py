@@ -1,4 +1,4 @@
-"""``pseudolabel <command> --help`` builds its text without torch, timm or h5py.
+"""``pseudolabel <command> --help`` builds its text without torch, timm, h5py or even numpy.
 
 Each command's help runs in a fresh interpreter (one for all commands, so the test stays fast);
 after each, the heavy modules must still be absent from ``sys.modules``. Timing is measured by
@@ -13,7 +13,7 @@ import sys
 
 from pseudolabel.cli.main import COMMANDS
 
-HEAVY = ("torch", "timm", "h5py", "torchvision", "scipy", "sklearn")
+HEAVY = ("torch", "timm", "h5py", "torchvision", "scipy", "sklearn", "numpy", "PIL")
 
 _CODE = """
 import contextlib, io, json, sys
