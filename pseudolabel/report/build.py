@@ -33,7 +33,7 @@ import yaml
 
 from pseudolabel.config import save_config, to_dict
 from pseudolabel.data import load_dataset, load_image, read_mask
-from pseudolabel.data.masks import IGNORE
+from pseudolabel.data.masks import CONTEXT_DIR, IGNORE
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_write, output_path
 from pseudolabel.progress import progress
@@ -366,10 +366,12 @@ def _gallery(config: ReportConfig, per_image: Mapping[str, float], store: Any, k
             rec = store.read(image_id)
             cam = rec.cams[key].max(0) if len(rec.class_indices) else np.zeros((2, 2))
             figs.append((f"CAM {key}", heatmap_overlay(image, cam)))
+        pred = None
         if masks is not None:
             path = output_path(masks, image_id, ".png")
             if path.is_file():
-                figs.append(("mask", mask_overlay(image, read_mask(path))))
+                pred = read_mask(path)
+                figs.append(("mask", mask_overlay(image, pred)))
         gt_mask = dataset.read_gt(sample) if dataset is not None and dataset.has_gt else None
         if gt_mask is not None:
             figs.append(("ground truth", mask_overlay(image, gt_mask)))
@@ -377,6 +379,9 @@ def _gallery(config: ReportConfig, per_image: Mapping[str, float], store: Any, k
         caption = escape(image_id) + (
             "" if score is None else (f" · IoU {score:.3f}" if score >= 0 else
                                       f" · ignored {-score:.1%}"))
+        leak = _image_leakage(dataset, image_id, pred, gt_mask, classes)
+        if leak:
+            caption += " · context leakage " + escape(leak)
         if sample.labels:
             caption += " · " + escape(" ".join(dataset.classes[i] for i in sample.labels))
         cells = "".join(f'<figure><img src="{data_uri(a)}" alt="{escape(n)}"><figcaption>'
@@ -389,6 +394,27 @@ def _gallery(config: ReportConfig, per_image: Mapping[str, float], store: Any, k
         html.append(f'<div class="side"><h3>{escape(title)}</h3>{rows}</div>')
     legend = _legend(classes) if classes else ""
     return f'<h2>Gallery</h2>{legend}<div class="sides">{"".join(html)}</div>'
+
+
+def _image_leakage(dataset: Any, image_id: str, pred: np.ndarray | None,
+                   gt: np.ndarray | None, classes: Sequence[str]) -> str:
+    """The context leakage of one image's mask ("0.450", or "smoke 0.45, rails 0.10" with several
+    classes); "" without a context mask (ROOT/SegmentationContext/<id>.png) or a mask."""
+    if dataset is None or pred is None:
+        return ""
+    path = output_path(Path(dataset.root) / CONTEXT_DIR, image_id, ".png")
+    if not path.is_file():
+        return ""
+    from pseudolabel.evaluate.metrics import context_counts, context_leakage
+
+    context = read_mask(path)
+    if context.shape != pred.shape or (gt is not None and gt.shape != pred.shape):
+        return ""
+    share = context_leakage(context_counts(pred, context, len(classes), gt))[1:]
+    named = [(c, v) for c, v in zip(classes[1:], share, strict=True) if v == v]
+    if len(classes) == 2:
+        return f"{named[0][1]:.3f}" if named else ""
+    return ", ".join(f"{c} {v:.2f}" for c, v in named if v > 0)
 
 
 _PAGE = """<!doctype html>

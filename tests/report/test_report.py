@@ -123,6 +123,10 @@ def test_chains_json_and_context_leakage(tmp_path: Path) -> None:
     # 64 context pixels of im1 labelled smoke out of 4 x 4 x 32 context pixels
     summary = html.split("<h2>Scores</h2>")[1].split("</table>")[0]
     assert "context leakage" in summary and f"{64 / 512:.3f}" in summary
+    # per image in the gallery's captions: im1 labels 64 of its 128 context pixels
+    captions = dict(re.findall(r'<div class="cap">(im\d)([^<]*)</div>', html))
+    assert "context leakage 0.500" in captions["im1"]
+    assert "context leakage 0.000" in captions["im0"]
     scores = {"classes": ["background", "smoke"], "miou": 0.5, "coverage": 1.0,
               "per_class": {"background": {"iou": 0.9}, "smoke": {"iou": 0.1}},
               "context_leakage": {"smoke": 0.25}}
