@@ -296,7 +296,8 @@ def run(
         store = CamStore.open(cams)
     key = resolve_key(store.keys, config.key, path=cams) if store is not None else config.key
     try:
-        gallery = _gallery(config, per_image, store, key, dataset, masks, classes)
+        gallery = _gallery(config, per_image, store, key, dataset, masks, classes,
+                           scored=bool(dataset is not None and dataset.has_gt and masks))
         if store is not None and dataset is not None and dataset.has_gt and key is not None:
             curve = _threshold_curve(store, dataset, key, config)
             best_t, best_m = max(curve["mIoU"], key=lambda p: (p[1] if p[1] == p[1] else -1))
@@ -339,12 +340,16 @@ def run(
 
 
 def _gallery(config: ReportConfig, per_image: Mapping[str, float], store: Any, key: str | None,
-             dataset: Any, masks: str | Path | None, classes: Sequence[str]) -> str:
-    """The worst and the best images in two columns (one column of store ids without masks)."""
-    if not per_image and store is None:
+             dataset: Any, masks: str | Path | None, classes: Sequence[str], *,
+             scored: bool) -> str:
+    """The worst and the best images in two columns (one column of store ids without masks).
+
+    per_image: foreground IoU when ``scored`` (masks against ground truth), else minus the share
+    of ignored pixels. No gallery without a data set root (the images).
+    """
+    if (not per_image and store is None) or dataset is None:
         return ""
-    by_id = dataset.by_id() if dataset is not None else {}
-    scored = any(v >= 0 for v in per_image.values())
+    by_id = dataset.by_id()
     if per_image:
         order = sorted(per_image, key=lambda i: (per_image[i], i))  # worst first
         n = min(len(order), config.gallery)
@@ -377,8 +382,8 @@ def _gallery(config: ReportConfig, per_image: Mapping[str, float], store: Any, k
             figs.append(("ground truth", mask_overlay(image, gt_mask)))
         score = per_image.get(image_id)
         caption = escape(image_id) + (
-            "" if score is None else (f" · IoU {score:.3f}" if score >= 0 else
-                                      f" · ignored {-score:.1%}"))
+            "" if score is None else (f" · IoU {score:.3f}" if scored else
+                                      f" · ignored {abs(score):.1%}"))
         leak = _image_leakage(dataset, image_id, pred, gt_mask, classes)
         if leak:
             caption += " · context leakage " + escape(leak)

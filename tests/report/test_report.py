@@ -87,6 +87,15 @@ def test_report_scores_and_shows_worst_and_best_side_by_side(tmp_path: Path) -> 
     iou = _smoke_iou(masks, root, [f"im{i}" for i in range(4)])
     assert f"{iou:.3f}" in html
     assert "Refine chains" not in html and "context leakage" not in html  # nothing to compare
+    # without ground truth: the images with most ignored pixels first, no IoU
+    shutil.rmtree(root / "SegmentationClass")
+    for i, share in ((1, 0.25), (2, 0.5)):
+        mask = np.asarray(Image.open(masks / f"im{i}.png")).copy()
+        mask[: int(32 * share)] = 255
+        write_mask(masks / f"im{i}.png", mask)
+    html = run(ReportConfig(gallery=2), tmp_path / "r4.html", masks=masks, images=root).read_text()
+    assert _columns(html) == [["im2"], ["im3"]] and "IoU" not in html.split("Gallery")[1]
+    assert "ignored 50.0%" in html and "fewest ignored pixels" in html
     assert "CAM heat map" in html and "linearGradient" in html  # the colour bar
     assert out.with_suffix(".yaml").is_file()
 
