@@ -100,9 +100,19 @@ def load_affinity_net(path: str | os.PathLike, map_location: str | torch.device 
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_NAME
-    payload = read_tagged(path, FORMAT, what="pseudolabel affinity model",
-                          fix="train one with pseudolabel train-affinity (give its --out folder)",
-                          map_location=map_location)
-    model = AffinityNet(str(payload["backbone"]), int(payload["stride"]), int(payload["embed_dim"]))
-    model.load_state_dict(payload["state_dict"])
+    what, fix = ("pseudolabel affinity model",
+                 "train one with pseudolabel train-affinity (give its --out folder)")
+    payload = read_tagged(path, FORMAT, what=what, fix=fix, map_location=map_location)
+    backbone, stride, dim, weights = (payload.get(k) for k in
+                                      ("backbone", "stride", "embed_dim", "state_dict"))
+    if not (isinstance(backbone, str) and isinstance(stride, int) and isinstance(dim, int)
+            and isinstance(weights, dict)):
+        raise BadInputError(f"{what} is damaged: backbone, stride, embed_dim or state_dict "
+                            "missing or not as written", path=path, fix=fix)
+    model = AffinityNet(backbone, stride, dim)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:
+        raise BadInputError(f"{what} is damaged: its weights do not fit {backbone!r}", path=path,
+                            fix=fix) from None
     return model.eval()

@@ -80,3 +80,20 @@ def test_a_last_pt_with_damaged_json_fields_names_the_file(field: str, value: ob
     with pytest.raises(BadInputError, match="damaged") as info:
         load_state(path)
     assert info.value.path == path and "--overwrite" in (info.value.fix or "")
+
+
+@pytest.mark.parametrize("damage", [{"stride": "4"}, {"backbone": None}, {"state_dict": {}}])
+def test_a_damaged_affinity_model_names_the_file(damage: dict, tmp_path: Path) -> None:
+    from pseudolabel.affinity.net import AffinityNet, load_affinity_net, save_affinity_net
+
+    path = save_affinity_net(tmp_path / "model.pt", AffinityNet("test_resnet", 4, 8))
+    payload = torch.load(path, weights_only=True)
+    for key, value in damage.items():
+        if value is None:
+            del payload[key]
+        else:
+            payload[key] = value
+    torch.save(payload, path)
+    with pytest.raises(BadInputError, match="damaged") as info:
+        load_affinity_net(tmp_path)
+    assert info.value.path == path
