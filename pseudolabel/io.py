@@ -37,7 +37,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+    except OSError as exc:  # named after the output, not the temporary name it never got
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -47,6 +50,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (
+                None, str(tmp_path), tmp_path):
+            # a write that failed (disk full, ...): the error names the output, not the temp file
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         if isinstance(exc, Exception) and not isinstance(exc, OSError) and _disk_full(path):
             # a writer that hides the OS error (torch.save: "unexpected pos ..."): say what it is
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc

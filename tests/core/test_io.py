@@ -104,3 +104,15 @@ def test_a_writer_that_hides_a_full_disk_is_told_as_one(tmp_path: Path, monkeypa
         raise RuntimeError("unexpected pos 704 vs 598")  # what torch.save says on ENOSPC
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "a.pt")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_write_names_the_output_not_the_temp_file(tmp_path: Path) -> None:
+    import errno
+
+    from pseudolabel.io import atomic_write
+
+    with pytest.raises(OSError) as info, atomic_write(tmp_path / "mask.png") as fh:
+        fh.write(b"x")
+        raise OSError(errno.ENOSPC, "No space left on device")  # what a full disk raises
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "mask.png")
+    assert os.listdir(tmp_path) == []
