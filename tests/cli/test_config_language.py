@@ -22,9 +22,7 @@ from pseudolabel.cams.config import MakeCamsConfig
 from pseudolabel.cli.main import cli
 from pseudolabel.cli.options import FieldOption
 from pseudolabel.config import InvalidValue, from_dict, parse_spec
-from pseudolabel.data.config import AugmentConfig
-from pseudolabel.data.config import DemoConfig
-from pseudolabel.data.config import InspectConfig
+from pseudolabel.data.config import AugmentConfig, DemoConfig, InspectConfig
 from pseudolabel.errors import BadInputError
 from pseudolabel.evaluate.config import EvaluateConfig
 from pseudolabel.export import ExportConfig
