@@ -13,7 +13,8 @@ from html import escape
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
-_SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{t}">'
+_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
+        'aria-label="{t}" font-family="system-ui, sans-serif">')
 
 
 def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str = "",
