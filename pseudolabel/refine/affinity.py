@@ -10,6 +10,7 @@ walked maps are upsampled back to the image size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,12 @@ class Affinity(Refiner):
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_model": None}  # workers load the model themselves
+
+    def check_keys(self, keys: Sequence[str]) -> None:
+        """Before a run: load ``model`` (when given), so that a missing or damaged AFF_DIR stops
+        the run before its first mask (images without a class never reach the model)."""
+        if self.params.model is not None:
+            self._net()
 
     def _net(self) -> AffinityNet:
         if self._model is None:

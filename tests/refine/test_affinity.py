@@ -275,3 +275,27 @@ def test_affinity_net_shapes_and_bad_stride() -> None:
     assert net(torch.rand(2, 3, 40, 36)).shape == (2, 6, 5, 5)
     with pytest.raises(BadInputError, match="stride"):
         AffinityNet("test_resnet", stride=3)
+
+
+def test_missing_model_stops_the_stage_before_any_mask(tmp_path: Path) -> None:
+    """Images without a class never reach the model: a missing AFF_DIR must still stop the run
+    before its first mask, leaving no refine.yaml, so the corrected rerun is not refused."""
+    from pseudolabel.errors import BadInputError
+    from pseudolabel.refine.config import RefineConfig
+    from pseudolabel.refine.stage import run as refine_run
+    from refine.stores import write_store_and_images
+
+    cams = {"student/features": np.zeros((0, 4, 4), np.float32)}
+    records = [{"id": "a", "image_size": (8, 8), "class_indices": [], "cams": cams},
+               {"id": "b", "image_size": (8, 8), "class_indices": [0],
+                "cams": {"student/features": np.full((1, 4, 4), 0.8, np.float32)}}]
+    made = write_store_and_images(tmp_path, ["smoke"], records)
+    out = tmp_path / "masks"
+    bad = RefineConfig(refiners=(f"affinity:model={tmp_path / 'missing'}",))
+    with pytest.raises(BadInputError, match="train-affinity") as info:
+        refine_run(bad, made["store"], out, made["root"])
+    assert "missing" in str(info.value.path)
+    assert not out.exists() or not any(out.iterdir())
+    done = refine_run(RefineConfig(refiners=("affinity:stride=1,iterations=2",)), made["store"],
+                      out, made["root"])
+    assert sorted(p.name for p in done.glob("*.png")) == ["a.png", "b.png"]
