@@ -224,7 +224,9 @@ def claim_output(
         resolved: this run's resolved config (a mapping, or a config dataclass).
         may_change: the config class's ``RESUME_MAY_CHANGE``: fields left out of the comparison.
         overwrite: replace a previous run of another configuration (its outputs are deleted).
-        outputs: the stage's own outputs present in a folder (besides the record).
+        outputs: the stage's own outputs present in a folder (besides the record); for a file
+            output, the paths that belong to it (the file, sidecars, a parts folder: none by
+            default), deleted by ``overwrite``.
         main: False on the non-zero ranks of a distributed run: they check, but neither lock,
             clean nor delete (rank 0 does).
     """
@@ -243,7 +245,9 @@ def claim_output(
         record_files = [path / name for name in record]
 
         def own_outputs() -> list[Path]:
-            if kind != "folder" or not path.is_dir():
+            if kind == "file":  # the file and what the stage keeps beside it
+                return [p for p in outputs(path) if p.exists() or p.is_symlink()]
+            if not path.is_dir():
                 return []
             skip = set(record_files)
             return [p for p in outputs(path) if p not in skip]
@@ -257,7 +261,8 @@ def claim_output(
         if previous == "replaced" and main:
             log.info("--overwrite: removing the previous outputs in %s", path)
             _remove([*found, *(f for f in record_files if f.exists())])
-            _remove_empty_folders(path)
+            if kind == "folder":
+                _remove_empty_folders(path)
         elif previous == "none" and main:
             _remove(f for f in record_files if f.exists())  # a record without outputs: stale
         if kind == "folder" and main:

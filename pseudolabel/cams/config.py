@@ -19,7 +19,8 @@ class MakeCamsConfig:
     grid: the stored CAMs' grid, ``"layer"`` (each layer's stride) or ``"finest"`` (the finest
     view's: the stride over the largest scale, :func:`~pseudolabel.cams.multiscale.cam_stride`);
     all_classes: store every class (default: the labelled ones); shard: ``"I/N"``, this
-    process's part; merge: only merge finished parts; shard_size: images per shard file.
+    process's part; merge: only merge finished parts; shard_size: images per shard file;
+    overwrite: start over (the store at ``out``, its config and parts are deleted first).
     """
 
     split: str | None = setting(
@@ -55,11 +56,14 @@ class MakeCamsConfig:
     shard_size: int = setting(
         256, help="Images per shard file: a kill loses at most one shard.", ge=1)
     compression: Compression = setting("gzip", help="HDF5 compression of the CAMs.")
+    overwrite: bool = setting(
+        False, help="Replace a store at --out made with other options, model or images (it is "
+        "deleted with its config and unfinished parts, and made again).")
 
     # Fields that change how or where, not what, is computed (left out of the store's
     # fingerprint: a rerun with others resumes the finished shards).
     RESUME_MAY_CHANGE: ClassVar[frozenset[str]] = frozenset(
-        {"batch_size", "device", "workers", "skip_bad", "shard", "merge"})
+        {"batch_size", "device", "workers", "skip_bad", "shard", "merge", "overwrite"})
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -10,6 +10,7 @@ machines share the work; the store is merged when every shard exists.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -111,7 +112,8 @@ class _Job:
         strides = {f"{which}/{n}": r for which, per in self.strides.items() for n, r in per.items()}
         ids = tuple(self.data.ids)
         check_id_clashes(ids, config.models, source.where)
-        options = {k: v for k, v in to_dict(config).items() if k not in ("shard", "merge")}
+        options = {k: v for k, v in to_dict(config).items()  # what a replay may not repeat
+                   if k not in ("shard", "merge", "overwrite")}
         resolved = {**source.to_dict(), "run_dir": str(run_dir.resolve()),
                     **options, "checkpoints": checkpoints}  # the same for every part
         # the one compatibility rule: the fields that may change are left out of the fingerprint
@@ -198,17 +200,24 @@ def run(config: MakeCamsConfig, root: SourceLike, run_dir: str | os.PathLike,
     config = from_torchrun(config)
     job = _Job(config, DataSource.of(root), Path(run_dir), out)
     part, num_parts = config.part
-    if check_output(out, job.plan.fingerprint):
+    single = num_parts == 1 and not config.merge
+    if check_output(out, job.plan.fingerprint, overwrite=config.overwrite):
         log.info("%s is complete already", out)
         with claim_output(out, kind="file"):  # a run killed after its merge left its parts
             _finish(job)
         return out
-    if num_parts == 1 and not config.merge:
-        # one claim over computing and merging: no gap another run could slip into
-        with claim_output(out, kind="file"):
+    if single:
+        # one claim over computing and merging: no gap another run could slip into;
+        # --overwrite deletes the previous store, its config and its parts first
+        with claim_output(out, kind="file", overwrite=config.overwrite,
+                          outputs=functools.partial(_store_files, job, parts=True)):
             _make_part(job, part, num_parts)
             _merge(job)
         return out
+    if config.overwrite:  # parts share the folder of shards: only the previous store goes
+        with claim_output(out, kind="file", overwrite=True,
+                          outputs=functools.partial(_store_files, job, parts=False)):
+            pass
     if not config.merge:
         with RunLock(job.plan.parts_dir / f"part-{part}-of-{num_parts}"):
             _make_part(job, part, num_parts)
@@ -226,9 +235,22 @@ def run(config: MakeCamsConfig, root: SourceLike, run_dir: str | os.PathLike,
     return out
 
 
+def _store_files(job: _Job, out: Path, *, parts: bool) -> list[Path]:
+    """What belongs to the store ``out``: the file, its config and (``parts``) its parts."""
+    return [out, _config_path(out), *([job.plan.parts_dir] if parts else [])]
+
+
+def _config_path(out: Path) -> Path:
+    return out.with_name(out.name + ".config.yaml")
+
+
 def _make_part(job: _Job, part: int, num_parts: int) -> None:
-    """Compute the missing shards of part ``part`` of ``num_parts`` (under a lock)."""
+    """Compute the missing shards of part ``part`` of ``num_parts`` (under a lock); with
+    ``overwrite`` (several parts) this part's previous shards are made again."""
     owned = job.plan.owned(part, num_parts)
+    if job.config.overwrite and num_parts > 1:
+        for j in owned:
+            job.plan.shard_path(j).unlink(missing_ok=True)
     job.plan.remove_stale_temp_files(owned)
     todo = job.plan.missing(owned)
     log.info("part %d/%d: %d of %d shards to make (%d images)", part, num_parts, len(todo),
@@ -249,4 +271,4 @@ def _finish(job: _Job) -> None:
     """A complete store: no parts left, its resolved config beside it."""
     if job.plan.parts_dir.exists():
         shutil.rmtree(job.plan.parts_dir, ignore_errors=True)
-    save_config(job.resolved, job.out.with_name(job.out.name + ".config.yaml"))
+    save_config(job.resolved, _config_path(job.out))

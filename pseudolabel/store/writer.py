@@ -221,30 +221,34 @@ class ShardWriter:
                     continue
 
 
-def check_output(out: Path, fingerprint: str) -> bool:
+def check_output(out: Path, fingerprint: str, *, overwrite: bool = False) -> bool:
     """Whether ``out`` already holds this exact store (True), or nothing yet (False).
 
     Raises :class:`BadInputError` when it holds something else: a foreign file, a store this
-    version cannot read, or a store made with other options.
+    version cannot read, or a store made with other options. With ``overwrite`` any HDF5 file
+    there is to be replaced (False); a folder or a file that is not HDF5 is still refused.
     """
     if not out.exists():
         return False
     if out.is_dir() or not is_hdf5(out):
         raise BadInputError("output path holds something that is not a CAM store", path=out,
                             fix="choose another --out, or remove the file")
+    if overwrite:
+        return False
     try:
         with h5py.File(out, "r") as f:
             problem = store_problem(f)
             same = f.attrs.get("fingerprint") == fingerprint
     except OSError as exc:
         raise BadInputError(f"output file cannot be opened ({exc})", path=out,
-                            fix="remove it and run again") from None
+                            fix="add --overwrite to replace it, or remove it") from None
     if problem is not None:
         raise BadInputError(f"output path holds a file that is not ours: {problem}", path=out,
-                            fix="choose another --out, or remove the file")
+                            fix="choose another --out, or add --overwrite to replace it")
     if not same:
         raise BadInputError("output holds CAMs made with other options, model or images",
-                            path=out, fix="remove it, or choose another --out")
+                            path=out, fix="add --overwrite to replace it, or choose another "
+                                          "--out")
     return True
 
 

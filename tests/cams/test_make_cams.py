@@ -149,6 +149,46 @@ def test_bad_inputs(demo_root: Path, run_dir: Path, tmp_path: Path) -> None:
         run(MakeCamsConfig(**{**FAST, "scales": (1.0,)}), demo_root, run_dir, out)
 
 
+def test_overwrite_leaves_only_the_new_store(demo_root: Path, run_dir: Path,
+                                             tmp_path: Path) -> None:
+    fresh = run(MakeCamsConfig(**FAST), demo_root, run_dir, tmp_path / "fresh.h5")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = run(MakeCamsConfig(**{**FAST, "scales": (1.0,), "layers": ("features", "layer4")}),
+              demo_root, run_dir, folder / "cams.h5")
+    parts = folder / "cams.h5.parts"  # an unfinished run of yet other options left its parts
+    parts.mkdir()
+    (parts / "shard-000099.h5").write_bytes(b"stale shard")
+    (parts / ".tmp-shard-000000.h5.123").write_bytes(b"half a shard")
+    runner = CliRunner()
+    args = ["make-cams", str(demo_root), "--model", str(run_dir), "--out", str(out),
+            "--workers", "0", "--batch-size", "4", "--scales", "1.0,0.5"]
+    assert_one_line_error(runner.invoke(cli, args), "other options", "--overwrite")
+    assert (parts / "shard-000099.h5").exists()  # refused: nothing touched
+    result = runner.invoke(cli, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["cams.h5", "cams.h5.config.yaml"]
+    assert_same_files(fresh, out)  # the new store, not a mix with the old one
+    with CamStore.open(out) as store:
+        assert store.config["scales"] == [1.0, 0.5] and "overwrite" not in store.config
+    with pytest.raises(BadInputError, match="not a CAM store"):  # only a store is replaced
+        run(MakeCamsConfig(overwrite=True, **FAST), demo_root, run_dir,
+            folder / "cams.h5.config.yaml")
+
+
+def test_overwrite_of_a_sharded_run(demo_root: Path, run_dir: Path, tmp_path: Path) -> None:
+    whole = run(MakeCamsConfig(shard_size=3, **FAST), demo_root, run_dir, tmp_path / "a.h5")
+    out = run(MakeCamsConfig(shard_size=3, **{**FAST, "flip": False}), demo_root, run_dir,
+              tmp_path / "b.h5")
+    # the first part to start deletes the previous store; the others need no --overwrite
+    run(MakeCamsConfig(shard_size=3, shard="1/2", overwrite=True, **FAST), demo_root, run_dir,
+        out)
+    assert not out.exists() and not (tmp_path / "b.h5.config.yaml").exists()
+    run(MakeCamsConfig(shard_size=3, shard="0/2", **FAST), demo_root, run_dir, out)  # merges
+    assert not (tmp_path / "b.h5.parts").exists()
+    assert_same_files(whole, out)
+
+
 def test_skip_bad_image(demo_root: Path, run_dir: Path, tmp_path: Path) -> None:
     root = tmp_path / "data"
     shutil.copytree(demo_root, root)
