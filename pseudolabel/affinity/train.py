@@ -35,7 +35,7 @@ from pseudolabel.affinity.net import MODEL_NAME, AffinityNet, math_ceil, save_af
 from pseudolabel.affinity.walk import IGNORE_LABEL, affinity_loss, half_offsets, sample_pairs
 from pseudolabel.config import save_config, to_dict
 from pseudolabel.data.images import find_image, image_folder, load_image
-from pseudolabel.data.workers import init_worker
+from pseudolabel.data.workers import drops_last, init_worker
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import atomic_path, atomic_write
 from pseudolabel.ops import resolve_device
@@ -184,6 +184,7 @@ def run(config: AffinityTrainConfig, cams_h5: str | Path, images_root: str | Pat
         for epoch in range(start, config.epochs):
             dataset.epoch = epoch
             loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True,
+                                drop_last=drops_last(len(dataset), config.batch_size),
                                 num_workers=config.workers,
                                 worker_init_fn=init_worker if config.workers else None,
                                 generator=torch.Generator().manual_seed(config.seed + epoch))

@@ -1,4 +1,5 @@
-"""Ordered map over work items in worker processes (CPU-bound per-image work, numpy only)."""
+"""Ordered map over work items in worker processes (CPU-bound per-image work, numpy only);
+what every worker and training loader shares."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ def init_worker(_: object = None) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
+
+
+def drops_last(shard: int, batch_size: int) -> bool:
+    """Whether a training loader drops its incomplete last batch: yes (a batch of one image
+    breaks batch norm where a layer's output is 1x1), unless the shard is smaller than one
+    batch, so that a tiny set still trains. The one rule of every training loop (classifiers,
+    the affinity net)."""
+    return shard >= batch_size
 
 
 def imap_ordered(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator[R]:

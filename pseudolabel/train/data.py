@@ -14,7 +14,7 @@ from pseudolabel.data import DatasetIndex
 from pseudolabel.data.augment import ImageLabelDataset
 from pseudolabel.data.dataset import drop_undecodable
 from pseudolabel.data.source import DataSource, SourceLike, open_dataset
-from pseudolabel.data.workers import init_worker
+from pseudolabel.data.workers import drops_last, init_worker
 from pseudolabel.errors import BadInputError
 from pseudolabel.train.config import TrainConfig
 from pseudolabel.train.distributed import DistInfo
@@ -84,19 +84,14 @@ def train_loader(dataset: ImageLabelDataset, cfg: TrainConfig, info: DistInfo, e
     sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
                                  shuffle=True, seed=cfg.seed, drop_last=False)
     sampler.set_epoch(epoch)
-    return _loader(dataset, cfg, sampler, info, drop_last=drops_last(len(sampler), cfg))
-
-
-def drops_last(shard: int, cfg: TrainConfig) -> bool:
-    """Training drops an incomplete last batch (a batch of one breaks batch-norm), unless the
-    shard is smaller than one batch."""
-    return shard >= cfg.batch_size
+    return _loader(dataset, cfg, sampler, info,
+                   drop_last=drops_last(len(sampler), cfg.batch_size))
 
 
 def batches_per_epoch(dataset_size: int, cfg: TrainConfig, info: DistInfo) -> int:
     """How many training batches each process runs per epoch."""
     shard = math.ceil(dataset_size / info.world_size)
-    if drops_last(shard, cfg):
+    if drops_last(shard, cfg.batch_size):
         return shard // cfg.batch_size
     return math.ceil(shard / cfg.batch_size)
 

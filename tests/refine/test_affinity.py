@@ -198,6 +198,22 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path: Path, monkeypatch) -> 
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
+def test_a_last_batch_of_one_image_trains(tmp_path: Path) -> None:
+    # 5 images, batches of 4: a last batch of one image would reach test_resnet's 1x1 layer,
+    # where batch norm cannot train ("Expected more than 1 value per channel"); it is dropped
+    data = _toy_data(tmp_path, n=5)
+    runner = CliRunner()
+    args = ["train-affinity", str(data / "cams.h5"), "--images", str(data / "images"),
+            "--backbone", "test_resnet", "--size", "32", "--epochs", "1", "--embed-dim", "8",
+            "--device", "cpu", "--radius", "2", "--max-pairs", "64"]
+    result = runner.invoke(cli, [*args, "--out", str(tmp_path / "a"), "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    # a set smaller than one batch still trains (nothing to drop)
+    result = runner.invoke(cli, [*args, "--out", str(tmp_path / "b"), "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "b" / "model.pt").is_file()
+
+
 def test_cli_trains_and_refuses_bad_input(tmp_path: Path) -> None:
     data = _toy_data(tmp_path, n=2)
     runner = CliRunner()
