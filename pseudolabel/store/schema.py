@@ -10,7 +10,11 @@ Root attributes::
     layers          JSON list of layer names: "features", "layer3", ...
     scales          JSON list of floats
     keys            JSON list of the CAM keys "<model>/<layer>"
+    strides         JSON object: key -> stride in pixels
+    fingerprint     the run's fingerprint (written by the writer; shards also ``shard``)
+    skipped         JSON list of the ids left out with --skip-bad (written by the writer)
 
+docs/store.md documents each (tests/store/test_store_doc.py compares them with a written store).
 Root dataset ``@ids`` (variable-length UTF-8 strings): every image id, in order.
 One group per image (the id is the group path, so ``2008/000123`` nests) with attributes
 ``labels`` (K,) uint8, ``image_size`` (2,) int64 (H, W), ``class_indices`` (k,) int64,
