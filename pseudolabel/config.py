@@ -313,14 +313,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML or JSON mapping from ``path`` (an empty file is an empty mapping)."""
     import yaml
 
+    from pseudolabel.io import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BadInputError(f"cannot read config file ({exc.strerror})", path=path) from None
-    except UnicodeDecodeError:
-        raise BadInputError("config file is not UTF-8 text", path=path,
-                            fix="save it as UTF-8 YAML or JSON") from None
+    text = read_text(path, "config file", fix="save it as UTF-8 YAML or JSON")
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:

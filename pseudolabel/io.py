@@ -102,6 +102,19 @@ def remove_stale_temp_files(folder: str | os.PathLike, names: Iterable[str] | No
     return count
 
 
+def read_text(path: str | os.PathLike, what: str, *, fix: str | None = None,
+              encoding: str = "utf-8") -> str:
+    """The text of a file the user gave; one :class:`BadInputError` naming ``what`` and the file
+    when it cannot be read ("cannot read <what> (<reason>)") or is not UTF-8 text (with ``fix``).
+    """
+    try:
+        return Path(path).read_text(encoding=encoding)
+    except OSError as exc:
+        raise BadInputError(f"cannot read {what} ({exc.strerror})", path=path) from None
+    except UnicodeDecodeError:
+        raise BadInputError(f"{what} is not UTF-8 text", path=path, fix=fix) from None
+
+
 _SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from pseudolabel.data.images import IMAGE_SUFFIXES, find_image, is_image_file, same_stem_files
 from pseudolabel.errors import BadInputError
-from pseudolabel.io import check_image_id
+from pseudolabel.io import check_image_id, read_text
 
 log = logging.getLogger(__name__)
 
@@ -243,12 +243,7 @@ class ProblemLog:
 def read_classes(path: str | os.PathLike) -> tuple[tuple[str, ...], bool]:
     """Foreground class names from classes.txt, and whether it begins with 'background'."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as exc:
-        raise BadInputError(f"cannot read class list ({exc.strerror})", path=path) from None
-    except UnicodeDecodeError:
-        raise BadInputError("class list is not UTF-8 text", path=path) from None
+    lines = read_text(path, "class list", encoding="utf-8-sig").splitlines()
     names = [ln.strip() for ln in lines]
     while names and not names[-1]:
         names.pop()
@@ -275,13 +270,8 @@ def read_classes(path: str | os.PathLike) -> tuple[tuple[str, ...], bool]:
 
 def read_split(path: Path) -> list[str]:
     """Ids from a split file (one per line, blank lines and '#' comments ignored)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise BadInputError(f"cannot read split file ({exc.strerror})", path=path) from None
-    except UnicodeDecodeError:
-        raise BadInputError("split file is not UTF-8 text", path=path,
-                            fix="write one image id per line as plain text") from None
+    text = read_text(path, "split file", encoding="utf-8-sig",
+                     fix="write one image id per line as plain text")
     ids = []
     for line in text.splitlines():
         line = line.strip()

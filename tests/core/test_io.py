@@ -116,3 +116,23 @@ def test_a_failed_write_names_the_output_not_the_temp_file(tmp_path: Path) -> No
         raise OSError(errno.ENOSPC, "No space left on device")  # what a full disk raises
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "mask.png")
     assert os.listdir(tmp_path) == []
+
+
+def test_read_text_names_the_file_and_what_it_is(tmp_path: Path) -> None:
+    from pseudolabel.config import load_config_file
+    from pseudolabel.data.dataset import read_classes, read_split
+
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("fum\xe9e\n".encode("latin-1"))
+    with pytest.raises(BadInputError) as info:
+        read_split(latin)
+    assert info.value.one_line() == (f"{latin}: split file is not UTF-8 text; "
+                                     "fix: write one image id per line as plain text")
+    with pytest.raises(BadInputError, match="class list is not UTF-8 text") as info:
+        read_classes(latin)
+    assert info.value.path == latin
+    with pytest.raises(BadInputError, match=r"cannot read config file \(Is a directory\)"):
+        load_config_file(tmp_path)
+    utf8 = tmp_path / "bom.txt"
+    utf8.write_bytes("\ufeffa\nb\n".encode())
+    assert read_split(utf8) == ["a", "b"]  # the byte-order mark is not part of the first id
