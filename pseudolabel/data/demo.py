@@ -201,6 +201,11 @@ def make_demo_data(out: str | os.PathLike, n_images: int = 300, size: int = 128,
     with atomic_write(out / "labels.csv", "w") as fh:
         fh.write("image,labels\n" + "\n".join(rows) + "\n")
     n_smoke = sum(r.endswith("smoke") for r in rows)
+    train_smoke = sum(rows[i].endswith("smoke") for i in range(cfg.n_images) if i not in val)
+    if train_smoke == 0:  # a handful of images can draw no smoke at all: train refuses that
+        log.warning("demo data: none of the %d training images shows smoke, so `pseudolabel "
+                    "train` will refuse the data set; fix: --n-images 20 or more, or another "
+                    "--seed", len(splits["train"]))
     log.info("demo data: %d images (%d with smoke) of %d px in %s", cfg.n_images, n_smoke,
              cfg.size, out)
     return out

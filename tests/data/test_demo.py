@@ -112,3 +112,24 @@ def test_context_masks_mark_the_chimney_outside_the_smoke(demo_root: Path) -> No
         assert set(np.unique(context)) <= {0, 1}
         n_with += bool(context.any())
     assert 4 <= n_with <= 20
+
+
+def test_a_demo_without_smoke_in_train_warns(tmp_path: Path, caplog) -> None:
+    """n_images=2 at seed 0 draws two clean images: train would refuse the data set, so
+    demo-data says so when it writes it (and stays silent when the train split has smoke)."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="pseudolabel.data.demo"):
+        out = make_demo_data(tmp_path / "two", n_images=2, size=16)
+    train = (out / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
+    labelled = {r.split(",")[0] for r in (out / "labels.csv").read_text().splitlines()[1:]
+                if r.endswith("smoke")}
+    assert not labelled & set(train)  # the premise: no smoke among the training images
+    assert "none of the 1 training images shows smoke" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pseudolabel.data.demo"):
+        out = make_demo_data(tmp_path / "more", n_images=20, size=16)
+    train = (out / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
+    labelled = {r.split(",")[0] for r in (out / "labels.csv").read_text().splitlines()[1:]
+                if r.endswith("smoke")}
+    assert labelled & set(train) and "shows smoke" not in caplog.text
