@@ -36,7 +36,7 @@ from pseudolabel.train.metrics import classification_metrics
 from pseudolabel.train.nets import TrainNet, check_pairs
 from pseudolabel.train.optim import make_optimizer, make_scheduler
 from pseudolabel.train.rundir import CONFIG_FILE, STATE_FILE, claim_run_dir
-from pseudolabel.train.state import load_state, save_state, set_rng_state
+from pseudolabel.train.state import load_state, restore, restore_rng, save_state
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def _train(cfg: TrainConfig, data: TrainData, classes_file: Path, out: Path, inf
     history: list[dict] = state["history"] if state else []
     if state:
         for role, net in nets.items():
-            net.load_state_dict(state["nets"][role])
+            restore(net, state["nets"].get(role), f"nets.{role}", out / STATE_FILE)
         log.info("resuming at phase %d, epoch %d", state["phase"] + 1, state["epoch"] + 1)
     pos_weight = positive_weights(data.train.targets()) if cfg.class_balanced else None
     criterion = bce_criterion(pos_weight).to(device)
@@ -155,10 +155,10 @@ def _train(cfg: TrainConfig, data: TrainData, classes_file: Path, out: Path, inf
         scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
         first_epoch = 0
         if state is not None and pi == start_phase:
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            set_rng_state(state["rng"])
+            for part, target in (("optimizer", optimizer), ("scheduler", scheduler),
+                                 ("scaler", scaler)):
+                restore(target, state[part], part, out / STATE_FILE)
+            restore_rng(state["rng"], out / STATE_FILE)
             first_epoch = state["epoch"]
         for epoch in range(first_epoch, phase.epochs):
             loader = train_loader(data.train, cfg, info, pi * 100_000 + epoch)

@@ -97,3 +97,51 @@ def test_a_damaged_affinity_model_names_the_file(damage: dict, tmp_path: Path) -
     with pytest.raises(BadInputError, match="damaged") as info:
         load_affinity_net(tmp_path)
     assert info.value.path == path
+
+
+def _damage_weight(state: dict) -> dict:
+    nets = {role: dict(sd) for role, sd in state["nets"].items()}
+    name = next(k for k, v in nets["student"].items() if v.ndim > 1)
+    nets["student"][name] = nets["student"][name][:1]
+    return {"nets": nets}
+
+
+def _damage_momentum(state: dict) -> dict:
+    opt = {"state": {k: {n: (v[:1] if v.ndim else v) for n, v in buf.items()}
+                     for k, buf in state["optimizer"]["state"].items()},
+           "param_groups": state["optimizer"]["param_groups"]}
+    return {"optimizer": opt}
+
+
+LAST_PT_DAMAGES = {
+    "epoch text": lambda s: {"epoch": "1"},
+    "phase negative": lambda s: {"phase": -1},
+    "nets not dicts": lambda s: {"nets": {"student": 3}},
+    "nets role missing": lambda s: {"nets": {}},
+    "weight of another shape": _damage_weight,
+    "optimizer not a dict": lambda s: {"optimizer": 3},
+    "optimizer of another run": lambda s: {"optimizer": {"state": {}, "param_groups": []}},
+    "momentum of another shape": _damage_momentum,
+    "scheduler step text": lambda s: {"scheduler": {**s["scheduler"], "last_epoch": "1"}},
+    "rng missing": lambda s: {"rng": {}},
+    "rng refused": lambda s: {"rng": {"torch": torch.zeros(3, dtype=torch.uint8)}},
+}
+
+
+@pytest.mark.parametrize("damage", list(LAST_PT_DAMAGES))
+def test_resuming_from_a_last_pt_with_a_damaged_field_is_one_line(
+        damage: str, rel_root: Path, rel_run: Path, tmp_path: Path) -> None:
+    """Every field of last.pt (not only its JSON ones) is checked before it is used."""
+    import shutil
+
+    from harness import TINY_TRAIN, invoke
+
+    from cli_helpers import assert_one_line_error
+
+    run = tmp_path / "run"
+    shutil.copytree(rel_run, run)
+    state = torch.load(run / "last.pt", weights_only=True)
+    torch.save({**state, **LAST_PT_DAMAGES[damage](state)}, run / "last.pt")
+    result = invoke("train", rel_root, "--out", run, "--resume", *TINY_TRAIN, "--epochs", "2")
+    line = assert_one_line_error(result, "last.pt", "damaged", "--overwrite")
+    assert "fix:" in line
