@@ -33,7 +33,7 @@ from pseudolabel.data.source import DataSource, SourceLike
 from pseudolabel.errors import BadInputError
 from pseudolabel.io import OutputBusyError, RunLock
 from pseudolabel.models import Classifier, check_same_classes, load_run
-from pseudolabel.ops import resolve_device
+from pseudolabel.ops import nonfinite_tensors, resolve_device
 from pseudolabel.progress import progress
 from pseudolabel.runtime import claim_output, comparable, resolve_output
 from pseudolabel.store import (
@@ -71,6 +71,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_finite_weights(model: torch.nn.Module, path: Path) -> None:
+    """Refuse a checkpoint whose weights hold NaN or inf (the training that wrote it diverged):
+    its CAMs would be NaN, and only refine would notice."""
+    bad = nonfinite_tensors(model.state_dict())
+    if bad:
+        raise BadInputError(f"checkpoint weights are not finite ({len(bad)} tensors, e.g. "
+                            f"{bad[0]}): the training that wrote it diverged", path=path,
+                            fix="train again with a lower --lr (or more --warmup-epochs)")
+
+
 def check_id_clashes(ids: Sequence[str], models: Sequence[str], source: Path) -> None:
     """An id ``a/student`` would collide with the CAM datasets ``a/student/<layer>`` of ``a``."""
     id_set = set(ids)
@@ -100,6 +110,7 @@ class _Job:
         for which in config.models:
             model, meta = load_run(run_dir, which, map_location="cpu")
             ckpt = Path(meta["path"])
+            check_finite_weights(model, ckpt)
             check_same_classes(model.classes, ckpt, self.data.classes, source.classes_file)
             self.method.check_layers(model, config.layers)
             # gradients are taken w.r.t. activations only: no graph for the weights

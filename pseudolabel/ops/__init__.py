@@ -4,7 +4,8 @@
     kernels   GaussianKernel, WindowKernel, Downsampled, SymmetricNormalised, pixel_grid,
               window_offsets, shifted_views: Gaussian and bilateral kernels on an image grid
     resize    resize_maps, resize_matrix: bilinear resizing of (C, h, w) maps in numpy
-    convert   image_tensor, probabilities, uniform_where_ignored: input conversion
+    convert   image_tensor, probabilities, uniform_where_ignored, nonfinite_tensors: input
+              conversion and checks
     devices   check_device, resolve_device
 
 Names load lazily (``pseudolabel.ops.resize`` needs numpy only; the rest imports torch).
@@ -18,7 +19,7 @@ import importlib
 from typing import Any
 
 _MODULES = {
-    "convert": ("image_tensor", "probabilities", "uniform_where_ignored"),
+    "convert": ("image_tensor", "nonfinite_tensors", "probabilities", "uniform_where_ignored"),
     "devices": ("check_device", "resolve_device"),
     "kernels": ("Downsampled", "GaussianKernel", "SymmetricNormalised", "WindowKernel",
                 "pixel_grid", "shifted_views", "window_offsets"),

@@ -3,15 +3,18 @@
 - :func:`image_tensor`: an (H, W, 3) or (3, H, W) RGB image -> (3, H, W) float32 (0-255).
 - :func:`probabilities`: non-negative score maps -> per-pixel probabilities (C, H, W).
 - :func:`uniform_where_ignored`: probabilities made uniform on ignored pixels.
+- :func:`nonfinite_tensors`: the names of tensors holding NaN or inf (a diverged model's weights).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["image_tensor", "probabilities", "uniform_where_ignored"]
+__all__ = ["image_tensor", "nonfinite_tensors", "probabilities", "uniform_where_ignored"]
 
 
 def image_tensor(image: np.ndarray | Tensor, device: torch.device | str = "cpu") -> Tensor:
@@ -50,3 +53,10 @@ def uniform_where_ignored(probs: Tensor, ignore: np.ndarray) -> Tensor:
         return probs
     mask = torch.from_numpy(np.array(ignore, dtype=bool)).to(probs.device)
     return torch.where(mask, torch.full_like(probs, 1.0 / probs.shape[0]), probs)
+
+
+def nonfinite_tensors(tensors: Mapping[str, Tensor]) -> list[str]:
+    """The names of the floating-point tensors of ``tensors`` (e.g. a ``state_dict()``) that
+    hold a NaN or an infinity, in order."""
+    return [name for name, t in tensors.items()
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())]

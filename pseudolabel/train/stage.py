@@ -18,8 +18,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pseudolabel.config import save_config, to_dict
 from pseudolabel.data.source import DataSource, SourceLike
+from pseudolabel.errors import BadInputError
 from pseudolabel.models import check_same_classes, create_classifier, load_checkpoint
 from pseudolabel.models.checkpoint import save_checkpoint
+from pseudolabel.ops import nonfinite_tensors
 from pseudolabel.train.config import TrainConfig
 from pseudolabel.train.data import (
     TrainData,
@@ -166,6 +168,7 @@ def _train(cfg: TrainConfig, data: TrainData, classes_file: Path, out: Path, inf
             stats = train_epoch(phase, run_nets, loader, optimizer, scheduler, scaler, criterion,
                                 cfg, align, layers, device, desc, show_progress=info.is_main)
             stats = {k: all_reduce_mean(v, info) for k, v in sorted(stats.items())}
+            check_not_diverged(stats.get("loss", 0.0), nets, phase, len(history) + 1, epoch, out)
             stats["images_per_s"] *= info.world_size
             row = {"epoch": len(history) + 1, "phase": phase.name, "phase_epoch": epoch + 1,
                    **stats}
@@ -181,6 +184,21 @@ def _train(cfg: TrainConfig, data: TrainData, classes_file: Path, out: Path, inf
             _log_row(row)
             info.barrier()
         state = None
+
+
+def check_not_diverged(loss: float, nets: dict[str, TrainNet], phase: Phase, epoch: int,
+                       phase_epoch: int, out: Path) -> None:
+    """Stop the run when an epoch's mean loss (the same on every rank) or a trained net's
+    weights are not finite: nothing of that epoch is written, so RUN_DIR keeps the last
+    finite epoch's checkpoints and last.pt. Every option value may be valid (``--lr 1e8``)."""
+    bad = [role for role in phase.train if nonfinite_tensors(nets[role].state_dict())]
+    if math.isfinite(loss) and not bad:
+        return
+    what = "the loss is" if not math.isfinite(loss) else f"the {bad[0]}'s weights are"
+    raise BadInputError(
+        f"{what} not finite at epoch {epoch} ({phase.name} {phase_epoch + 1}/{phase.epochs}):"
+        " the training diverged; the files of the last finite epoch are kept", path=out,
+        fix="lower --lr (or add --warmup-epochs), and start again with --overwrite")
 
 
 def _validate(nets: dict[str, TrainNet], phase: Phase, data: TrainData, cfg: TrainConfig,
