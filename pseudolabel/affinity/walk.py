@@ -130,6 +130,8 @@ def pair_labels(labels: Tensor, offsets: list[tuple[int, int]]) -> Tensor:
     b, h, w = labels.shape
     out = torch.full((len(offsets), b, h, w), -1, dtype=torch.int8, device=labels.device)
     for n, (dy, dx) in enumerate(offsets):
+        if dy >= h or abs(dx) >= w:  # every link of this offset leaves the grid (a tiny grid)
+            continue
         y1, x0, x1 = h - dy, max(0, -dx), min(w, w - dx)
         a = labels[:, :y1, x0:x1]
         c = labels[:, dy:, x0 + dx:x1 + dx]

@@ -90,23 +90,29 @@ def test_colour_affinity_matches_naive() -> None:
                 assert float(aff[n, y, x]) == pytest.approx(expect, rel=1e-5, abs=1e-12)
 
 
+def naive_pair_labels(lab: np.ndarray, offs: list[tuple[int, int]]) -> np.ndarray:
+    """(n, B, h, w) pair kinds by a loop over every cell and offset."""
+    nb, h, w = lab.shape
+    out = np.full((len(offs), nb, h, w), -1, np.int64)
+    for n, (dy, dx) in enumerate(offs):
+        for b in range(nb):
+            for y in range(h):
+                for x in range(w):
+                    yy, xx = y + dy, x + dx
+                    if 0 <= yy < h and 0 <= xx < w:
+                        a, c = lab[b, y, x], lab[b, yy, xx]
+                        if a != IGNORE_LABEL and c != IGNORE_LABEL:
+                            out[n, b, y, x] = (BG_POS if a == 0 else FG_POS) if a == c else NEG
+    return out
+
+
 def test_pair_labels_and_sampling_match_naive_loop() -> None:
     rng = np.random.default_rng(2)
     labels = torch.from_numpy(rng.choice([0, 1, 3, IGNORE_LABEL], size=(2, 5, 6)))
     offs = half_offsets(2.0)
     kinds = pair_labels(labels, offs).numpy()
     lab = labels.numpy()
-    for n, (dy, dx) in enumerate(offs):
-        for b in range(2):
-            for y in range(5):
-                for x in range(6):
-                    yy, xx = y + dy, x + dx
-                    expect = -1
-                    if 0 <= yy < 5 and 0 <= xx < 6:
-                        a, c = lab[b, y, x], lab[b, yy, xx]
-                        if a != IGNORE_LABEL and c != IGNORE_LABEL:
-                            expect = (BG_POS if a == 0 else FG_POS) if a == c else NEG
-                    assert kinds[n, b, y, x] == expect
+    np.testing.assert_array_equal(kinds, naive_pair_labels(lab, offs))
     p, q, k = sample_pairs(labels, offs, 7, torch.Generator().manual_seed(0))
     flat = lab.reshape(-1)
     for kind in (BG_POS, FG_POS, NEG):
@@ -115,6 +121,20 @@ def test_pair_labels_and_sampling_match_naive_loop() -> None:
         a, c = flat[pi], flat[qi]
         assert pi // 30 == qi // 30  # same image
         assert ki == ((BG_POS if a == 0 else FG_POS) if a == c else NEG)
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 2), (1, 3, 1), (2, 1, 4), (1, 3, 3)])
+def test_pair_labels_on_a_grid_smaller_than_the_radius(shape: tuple[int, int, int]) -> None:
+    """train-affinity --size 8/16 gives grids of 2-4 cells: links that leave the grid are
+    unused (-1), not a shape error (a negative slice end counted from the far side)."""
+    rng = np.random.default_rng(3)
+    labels = torch.from_numpy(rng.choice([0, 1, IGNORE_LABEL], size=shape))
+    offs = half_offsets(5.0)
+    kinds = pair_labels(labels, offs).numpy()
+    np.testing.assert_array_equal(kinds, naive_pair_labels(labels.numpy(), offs))
+    p, q, k = sample_pairs(labels, offs, 1000)
+    cells = shape[1] * shape[2]
+    assert len(k) == (kinds >= 0).sum() and (p // cells == q // cells).all()
 
 
 def test_affinity_loss_by_hand() -> None:
