@@ -52,8 +52,8 @@ def generate() -> str:
              "- Every value is checked once, by the config's field (finite, in range, not "
              "empty): a bad one is exit 2 naming the option, or the config file and its key.",
              "- Every stage saves its options in this language beside its output, and "
-             "`--config SAVED` replays the run: RUN_DIR/config.yaml (train, with ROOT and "
-             "--out given), CAMS.h5.config.yaml, MASK_DIR/refine.yaml, evaluate's --json "
+             "`--config SAVED` replays the run (give a new --out): RUN_DIR/config.yaml, "
+             "CAMS.h5.config.yaml, MASK_DIR/refine.yaml, evaluate's --json "
              "(its `options:`), REPORT.yaml, OUT/export.yaml, AFF_DIR/config.yaml, "
              "ROOT/demo-data.yaml. Keys that record what a run was made from rather than an "
              "option (make-cams' `checkpoints`, sha256 of each model) are accepted and not used.",

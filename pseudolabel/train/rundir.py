@@ -1,6 +1,8 @@
 """RUN_DIR bookkeeping: claim it through the stage runtime, decide whether to resume.
 
-Same config (only ``TrainConfig.RESUME_MAY_CHANGE`` fields such as ``epochs`` may differ):
+The record is RUN_DIR/config.yaml: the data set (``root:``, or ``coco:`` and ``images:``) and
+the TrainConfig, so ``train --config RUN_DIR/config.yaml --out X`` replays the run alone.
+Same record (only ``TrainConfig.RESUME_MAY_CHANGE`` fields such as ``epochs`` may differ):
 resume from last.pt when it exists (a rerun after a kill continues). Another config: an error
 unless ``--overwrite``, which deletes the previous run's files first.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from pseudolabel.config import to_dict
@@ -29,14 +31,20 @@ def _run_files(out: Path) -> list[Path]:
     return [out / name for name in RUN_FILES if (out / name).exists()]
 
 
+def record(cfg: TrainConfig, source: Mapping[str, str] | None = None) -> dict:
+    """What RUN_DIR/config.yaml holds: the data set's paths, then the config's fields."""
+    return {**(source or {}), **to_dict(cfg)}
+
+
 @contextlib.contextmanager
-def claim_run_dir(out: str | os.PathLike, cfg: TrainConfig, *, main: bool = True
-                  ) -> Iterator[tuple[Path, bool]]:
+def claim_run_dir(out: str | os.PathLike, cfg: TrainConfig, *, main: bool = True,
+                  source: Mapping[str, str] | None = None) -> Iterator[tuple[Path, bool]]:
     """Claim RUN_DIR for ``cfg`` for the ``with`` block; yields (resolved RUN_DIR, resume).
 
     ``main``: whether this process locks and may delete files (rank 0 under torchrun).
+    ``source``: the data set's resolved paths (``DataSource.to_dict()``), part of the record.
     """
-    with claim_output(out, record=(CONFIG_FILE,), resolved=to_dict(cfg),
+    with claim_output(out, record=(CONFIG_FILE,), resolved=record(cfg, source),
                       may_change=TrainConfig.RESUME_MAY_CHANGE, overwrite=cfg.overwrite,
                       outputs=_run_files, main=main) as claim:
         state = claim.path / STATE_FILE

@@ -37,7 +37,7 @@ from pseudolabel.train.losses import ALIGN_LOSSES, AlignLoss, positive_weights
 from pseudolabel.train.metrics import classification_metrics
 from pseudolabel.train.nets import TrainNet, check_pairs
 from pseudolabel.train.optim import make_optimizer, make_scheduler
-from pseudolabel.train.rundir import CONFIG_FILE, STATE_FILE, claim_run_dir
+from pseudolabel.train.rundir import CONFIG_FILE, STATE_FILE, claim_run_dir, record
 from pseudolabel.train.state import load_state, restore, restore_rng, save_state
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,11 @@ def run(config: TrainConfig, root: SourceLike, out: str | os.PathLike) -> Path:
     with distributed_context(config.device) as info:
         torch.manual_seed(config.seed)
         data = load_train_data(root, config)
-        with claim_run_dir(out, config, main=info.is_main) as (run_dir, resume):
+        source = DataSource.of(root).to_dict()  # recorded: the saved config replays alone
+        with claim_run_dir(out, config, main=info.is_main, source=source) as (run_dir, resume):
             info.barrier()
             if info.is_main:
-                save_config(config, run_dir / CONFIG_FILE)
+                save_config(record(config, source), run_dir / CONFIG_FILE)
             if not resume and info.is_main:
                 warn_if_from_scratch(config)
             _train(config, data, DataSource.of(root).classes_file, run_dir, info, resume)

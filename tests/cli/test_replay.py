@@ -70,6 +70,17 @@ def test_train_replays_its_config_yaml(first: dict[str, Path]) -> None:
     assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_train_replays_its_config_yaml_alone(first: dict[str, Path]) -> None:
+    """RUN_DIR/config.yaml records the data set (``root:``): --config and --out suffice."""
+    run3 = first["tmp"] / "run3"
+    _ok(["train", "--config", first["run"] / "config.yaml", "--out", run3])
+    saved = _yaml(first["run"] / "config.yaml")
+    assert saved["root"] == str(first["root"].resolve())
+    assert _yaml(run3 / "config.yaml") == saved
+    a, b = _weights(first["run"] / "student.pt"), _weights(run3 / "student.pt")
+    assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_make_cams_replays_its_config_yaml(first: dict[str, Path]) -> None:
     from pseudolabel.store import CamStore
 
