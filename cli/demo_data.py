@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import click
 
-from pseudolabel.cli.options import config_from_params, config_option, dataclass_options
+from pseudolabel.cli.options import PathType, config_from_params, config_option, dataclass_options
 from pseudolabel.data.config import DemoConfig
 
 
 @click.command("demo-data")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=PathType(file_okay=False))
 @dataclass_options(DemoConfig)
 @click.option("--overwrite/--no-overwrite", default=None,
               help="Replace what OUT holds (refused by default when OUT is not empty).")

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import click
 
-from pseudolabel.cli.options import config_from_params, config_option, dataclass_options
+from pseudolabel.cli.options import PathType, config_from_params, config_option, dataclass_options
 from pseudolabel.evaluate.config import EvaluateConfig
 
 
 @click.command("evaluate")
-@click.argument("mask_dir", type=click.Path(file_okay=False))
-@click.option("--gt", type=click.Path(file_okay=False),
+@click.argument("mask_dir", type=PathType(file_okay=False))
+@click.option("--gt", type=PathType(file_okay=False),
               help="Dataset root with SegmentationClass/<id>.png ground truth.")
-@click.option("--coco", type=click.Path(dir_okay=False),
+@click.option("--coco", type=PathType(dir_okay=False),
               help="COCO instances.json as ground truth (instead of --gt); needs --images.")
-@click.option("--images", type=click.Path(file_okay=False), help="Image folder of --coco.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False),
+@click.option("--images", type=PathType(file_okay=False), help="Image folder of --coco.")
+@click.option("--json", "json_out", type=PathType(dir_okay=False),
               help="Write the scores and the resolved options to this JSON file (--config "
                    "replays it).")
 @dataclass_options(EvaluateConfig)

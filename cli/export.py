@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from pseudolabel.cli.options import (
+    PathType,
     config_from_params,
     config_option,
     data_source,
@@ -17,12 +18,12 @@ from pseudolabel.export import ExportConfig
 
 
 @click.command("export")
-@click.argument("masks", type=click.Path(file_okay=False))
-@click.option("--images", required=True, type=click.Path(file_okay=False),
+@click.argument("masks", type=PathType(file_okay=False))
+@click.option("--images", required=True, type=PathType(file_okay=False),
               help="The dataset root the masks were made for (with --coco: its image folder).")
-@click.option("--coco", type=click.Path(dir_okay=False), default=None,
+@click.option("--coco", type=PathType(dir_okay=False), default=None,
               help="COCO instances.json the masks were made for (with --images DIR).")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", required=True, type=PathType(file_okay=False),
               help="Folder for train.txt, classes.txt, mmseg_dataset.py and export.yaml.")
 @dataclass_options(ExportConfig)
 @config_option

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from pseudolabel.cli.options import (
+    PathType,
     config_from_params,
     config_option,
     data_source,
@@ -15,9 +16,9 @@ from pseudolabel.data.config import InspectConfig
 
 
 @click.command("inspect")
-@click.argument("root", required=False, type=click.Path(file_okay=False))
+@click.argument("root", required=False, type=PathType(file_okay=False))
 @dataset_options
-@click.option("--json", "json_out", type=click.Path(dir_okay=False),
+@click.option("--json", "json_out", type=PathType(dir_okay=False),
               help="Also write everything found (all problems) to this JSON file.")
 @dataclass_options(InspectConfig)
 @config_option

@@ -10,6 +10,7 @@ import click
 
 from pseudolabel.cams.config import MakeCamsConfig
 from pseudolabel.cli.options import (
+    PathType,
     config_from_params,
     config_option,
     data_source,
@@ -19,10 +20,10 @@ from pseudolabel.cli.options import (
 
 
 @click.command("make-cams")
-@click.argument("root", required=False, type=click.Path(file_okay=False))
-@click.option("--model", "run_dir", required=True, type=click.Path(),
+@click.argument("root", required=False, type=PathType(file_okay=False))
+@click.option("--model", "run_dir", required=True, type=PathType(),
               help="RUN_DIR of `pseudolabel train` (student.pt, teacher.pt) or one checkpoint.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="CAMS.h5 to write.")
+@click.option("--out", required=True, type=PathType(dir_okay=False), help="CAMS.h5 to write.")
 @dataset_options
 @dataclass_options(MakeCamsConfig)
 @config_option(recorded=("checkpoints",))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +53,35 @@ class CommaList(click.ParamType):
         if isinstance(value, Mapping):
             self.fail(f"expected a comma-separated list, got {value!r}", param, ctx)
         return tuple(split_list(value))
+
+
+class PathType(click.Path):
+    """``click.Path`` whose refusals are the project's one line (exit 2, no usage text):
+    ``error: PATH: --opt is a folder, not a file; fix: ...``. Use it for every path option."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            path = os.fsdecode(value)
+            label = param_label(param)
+            if not self.file_okay and os.path.exists(path) and not os.path.isdir(path):
+                what, fix = "is a file, not a folder", f"give a folder as {label}"
+            elif not self.dir_okay and os.path.isdir(path):
+                what, fix = "is a folder, not a file", f"give a file path as {label}"
+            else:
+                what, fix = exc.format_message().rstrip("."), f"check {label}"
+            raise BadInputError(f"{label} {what}", path=path, fix=fix) from None
+
+
+def param_label(param: click.Parameter | None, default: str = "the path") -> str:
+    """How a parameter is named to the user: ``--out`` for an option, ``OUT`` for an argument."""
+    if isinstance(param, click.Option) and param.opts:
+        return param.opts[0]
+    if param is not None and param.name:
+        return param.human_readable_name
+    return default
 
 
 class RegistryName(click.ParamType):
@@ -327,7 +357,7 @@ def config_option(f: F | None = None, *, recorded: Sequence[str] = ()) -> Any:
 
     def decorator(fn: F) -> F:
         return click.option(
-            "--config", "config", type=click.Path(dir_okay=False), is_eager=True,
+            "--config", "config", type=PathType(dir_okay=False), is_eager=True,
             expose_value=True, callback=callback,
             help="YAML or JSON file of option values (a config a run saved replays it); "
                  "options on the command line win.",
@@ -355,9 +385,9 @@ def device_option(f: F) -> F:
 def dataset_options(f: F) -> F:
     """``--coco FILE --images DIR``: a COCO instances.json and its image folder as the data set
     of a command that reads one, instead of ROOT (:func:`data_source` joins them)."""
-    f = click.option("--images", type=click.Path(file_okay=False),
+    f = click.option("--images", type=PathType(file_okay=False),
                      help="Image folder of --coco.")(f)
-    return click.option("--coco", type=click.Path(dir_okay=False),
+    return click.option("--coco", type=PathType(dir_okay=False),
                         help="COCO instances.json as the data set (instead of ROOT); needs "
                              "--images.")(f)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from pseudolabel.cli.options import (
+    PathType,
     config_from_params,
     config_option,
     dataclass_options,
@@ -18,10 +19,10 @@ from pseudolabel.refine.config import RefineConfig
 
 
 @click.command("refine")
-@click.argument("cams", required=False, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(file_okay=False),
+@click.argument("cams", required=False, type=PathType(dir_okay=False))
+@click.option("--out", type=PathType(file_okay=False),
               help="MASK_DIR: <id>.png per image (VOC palette, 255 = ignore) and refine.yaml.")
-@click.option("--images", type=click.Path(file_okay=False),
+@click.option("--images", type=PathType(file_okay=False),
               help="Data set root (or image folder); required by refiners that need the images.")
 @dataclass_options(RefineConfig)
 @click.option("--list", "list_refiners", is_flag=True,

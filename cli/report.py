@@ -10,25 +10,25 @@ from pathlib import Path
 
 import click
 
-from pseudolabel.cli.options import config_from_params, config_option, dataclass_options
+from pseudolabel.cli.options import PathType, config_from_params, config_option, dataclass_options
 from pseudolabel.report.config import ReportConfig
 
 
 @click.command("report")
-@click.argument("masks", required=False, type=click.Path(file_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+@click.argument("masks", required=False, type=PathType(file_okay=False))
+@click.option("--out", "out", required=True, type=PathType(dir_okay=False),
               help="The HTML file to write (its options go to OUT.yaml beside it).")
-@click.option("--gt", type=click.Path(file_okay=False),
+@click.option("--gt", type=PathType(file_okay=False),
               help="Dataset root with SegmentationClass/ ground truth (scores, worst first).")
-@click.option("--images", type=click.Path(file_okay=False),
+@click.option("--images", type=PathType(file_okay=False),
               help="Dataset root for the images when there is no --gt.")
-@click.option("--cams", type=click.Path(dir_okay=False), help="CAMS.h5 for heat maps and the "
+@click.option("--cams", type=PathType(dir_okay=False), help="CAMS.h5 for heat maps and the "
               "threshold curve.")
-@click.option("--run", "run", type=click.Path(file_okay=False),
+@click.option("--run", "run", type=PathType(file_okay=False),
               help="RUN_DIR of `pseudolabel train` for the training curves.")
-@click.option("--curves", type=click.Path(dir_okay=False),
+@click.option("--curves", type=PathType(dir_okay=False),
               help="JSON of extra curves written by a benchmark (e.g. mIoU against λ).")
-@click.option("--chains", type=click.Path(dir_okay=False),
+@click.option("--chains", type=PathType(dir_okay=False),
               help="JSON of refine chain scores to compare (default: the mask folders in "
                    "MASKS/../compare, scored when there is ground truth).")
 @dataclass_options(ReportConfig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from pseudolabel.cli.options import (
+    PathType,
     config_from_params,
     config_option,
     data_source,
@@ -19,8 +20,8 @@ from pseudolabel.train.config import TrainConfig
 
 
 @click.command("train")
-@click.argument("root", required=False, type=click.Path(file_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.argument("root", required=False, type=PathType(file_okay=False))
+@click.option("--out", required=True, type=PathType(file_okay=False),
               help="RUN_DIR: student.pt, teacher.pt, last.pt, config.yaml, metrics.json, "
                    "curves.svg.")
 @dataset_options

@@ -10,14 +10,14 @@ from __future__ import annotations
 import click
 
 from pseudolabel.affinity.config import AffinityTrainConfig
-from pseudolabel.cli.options import config_from_params, config_option, dataclass_options
+from pseudolabel.cli.options import PathType, config_from_params, config_option, dataclass_options
 
 
 @click.command("train-affinity")
-@click.argument("cams", type=click.Path(dir_okay=False))
-@click.option("--images", required=True, type=click.Path(file_okay=False),
+@click.argument("cams", type=PathType(dir_okay=False))
+@click.option("--images", required=True, type=PathType(file_okay=False),
               help="Data set root (or image folder) the CAMs were made from.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", required=True, type=PathType(file_okay=False),
               help="AFF_DIR: model.pt, last.pt, config.yaml, metrics.json.")
 @dataclass_options(AffinityTrainConfig)
 @click.option("--resume/--no-resume", default=None,
