@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pseudolabel.config import check_fields, setting
+from pseudolabel.config import InvalidValue, check_fields, setting
 
 
 @dataclass(frozen=True)
@@ -61,4 +61,4 @@ class AffinityTrainConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         if not self.lo <= self.hi:
-            raise ValueError(f"need lo <= hi, got lo={self.lo}, hi={self.hi}")
+            raise InvalidValue(("hi",), f"at least lo ({self.lo})", self.hi)

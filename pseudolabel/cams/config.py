@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from pseudolabel.config import check_fields, setting
+from pseudolabel.config import InvalidValue, check_fields, setting
 
 Compression = Literal["gzip", "lzf", "none"]
 
@@ -68,8 +68,12 @@ class MakeCamsConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         if len(set(self.models)) != len(self.models):
-            raise ValueError(f"models must not repeat, got {self.models}")
-        parse_shard(self.shard)
+            raise InvalidValue(("models",), "a list without repeats", self.models)
+        try:
+            parse_shard(self.shard)
+        except ValueError:
+            raise InvalidValue(("shard",), "I/N with 0 <= I < N (e.g. 0/4)",
+                               self.shard) from None
 
     @property
     def part(self) -> tuple[int, int]:

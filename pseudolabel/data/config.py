@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pseudolabel.config import check_fields, setting
+from pseudolabel.config import InvalidValue, check_fields, setting
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,10 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if not self.crop_scale[0] <= self.crop_scale[1]:
-            raise ValueError(f"crop_scale must satisfy lo <= hi, got {self.crop_scale}")
-        if not self.crop_ratio[0] <= self.crop_ratio[1]:
-            raise ValueError(f"crop_ratio must be increasing, got {self.crop_ratio}")
+        for name in ("crop_scale", "crop_ratio"):  # named like the one-field checks
+            lo, hi = getattr(self, name)
+            if not lo <= hi:
+                raise InvalidValue((name,), "LO,HI with LO <= HI", getattr(self, name))
 
 
 @dataclass(frozen=True)

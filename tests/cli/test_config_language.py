@@ -104,6 +104,14 @@ def _invoke(args: list[str]) -> Any:
     (["train-affinity", "c.h5", "--images", "d", "--out", "a", "--radius", "nan"], "--radius"),
     (["demo-data", "d", "--n-images", "1"], "--n-images"),
     (["report", "m", "--out", "r.html", "--thresholds", "0.5,2"], "--thresholds"),
+    # checks between two values of a field, or two fields, name the option too
+    (["train", "data", "--out", "r", "--augment.crop-scale", "0.9,0.5"],
+     "--augment.crop-scale must be LO,HI with LO <= HI"),
+    (["make-cams", "data", "--model", "r", "--out", "c.h5", "--shard", "3/2"], "--shard must"),
+    (["make-cams", "data", "--model", "r", "--out", "c.h5", "--models", "student,student"],
+     "--models must"),
+    (["train-affinity", "c.h5", "--images", "d", "--out", "a", "--lo", "0.6", "--hi", "0.3"],
+     "--hi must be at least lo"),
 ])
 def test_bad_values_on_the_command_line_name_the_option(args: list[str], needle: str,
                                                         tmp_path: Path,
@@ -133,6 +141,7 @@ def test_bad_refiner_parameters_are_one_line_naming_the_option(spec: str, needle
     ("weight_decay: -1\n", ["weight_decay must be"]),
     ("augment:\n  hflip: 2\n", ["augment.hflip must be"]),
     ("augment.crop_ratio: [1, .inf]\n", ["augment.crop_ratio must be"]),
+    ("augment:\n  crop_ratio: [2, 1]\n", ["augment.crop_ratio must be LO,HI"]),
     ("mode: sideways\n", ["mode", "sideways"]),
     ("epochs: [1, 2]\n", ["epochs"]),
     ("align_layers: {a: b}\n", ["align_layers"]),
