@@ -316,6 +316,12 @@ def load_config_into(ctx: click.Context, path: str, *, recorded: Sequence[str] =
     sections = {k.rsplit(".", 1)[0] for k in keys if "." in k}
     sections |= {s.rsplit(".", 1)[0] for s in list(sections) if "." in s}
     flat = _flatten(data, sections)
+    for key in sorted(k for k in flat if k in sections and k not in keys):  # augment: 3
+        inner = sorted({k[len(key) + 1:].split(".")[0] for k in keys if k.startswith(f"{key}.")})
+        raise BadInputError(f"{key}: expected a mapping of {', '.join(inner)}, got "
+                            f"{flat[key]!r}", path=path,
+                            fix=f"write it as a mapping, e.g. '{key}: {{{inner[0]}: ...}}', or "
+                                f"as '{key}.{inner[0]}: ...'")
     unknown = sorted(k for k in flat if k not in keys and k not in recorded)
     if unknown:
         raise BadInputError(

@@ -142,6 +142,7 @@ def test_bad_refiner_parameters_are_one_line_naming_the_option(spec: str, needle
     ("augment:\n  hflip: 2\n", ["augment.hflip must be"]),
     ("augment.crop_ratio: [1, .inf]\n", ["augment.crop_ratio must be"]),
     ("augment:\n  crop_ratio: [2, 1]\n", ["augment.crop_ratio must be LO,HI"]),
+    ("augment: 3\n", ["augment: expected a mapping of", "crop_scale", "got 3"]),
     ("mode: sideways\n", ["mode", "sideways"]),
     ("epochs: [1, 2]\n", ["epochs"]),
     ("align_layers: {a: b}\n", ["align_layers"]),
