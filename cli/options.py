@@ -337,6 +337,11 @@ def load_config_into(ctx: click.Context, path: str, *, recorded: Sequence[str] =
             raise BadInputError(f"{key!r} is given twice (under another name too)", path=path)
         if param.multiple and isinstance(value, str):
             value = [value]
+        if isinstance(value, bool) and isinstance(
+                param.type, (click.types.IntParamType, click.types.FloatParamType)):
+            # YAML 1.1 reads yes/no/on/off as booleans; click would take True for 1
+            raise BadInputError(f"{key}: expected a number, got {value!r}", path=path,
+                                fix="write a number (yes/no/on/off are read as true/false)")
         if value is not None:
             try:
                 param.type_cast_value(ctx, value)
