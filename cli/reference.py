@@ -54,7 +54,7 @@ def generate() -> str:
              "- Every stage saves its options in this language beside its output, and "
              "`--config SAVED` replays the run (give a new --out): RUN_DIR/config.yaml, "
              "CAMS.h5.config.yaml, MASK_DIR/refine.yaml, evaluate's --json "
-             "(its `options:`), REPORT.yaml, OUT/export.yaml, AFF_DIR/config.yaml, "
+             "(its `options:`), REPORT.html.yaml, OUT/export.yaml, AFF_DIR/config.yaml, "
              "ROOT/demo-data.yaml. Keys that record what a run was made from rather than an "
              "option (make-cams' `checkpoints`, sha256 of each model) are accepted and not used.",
              ""]

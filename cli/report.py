@@ -1,7 +1,7 @@
 """``pseudolabel report``: a self-contained HTML page of scores, curves and masks.
 
 Every option but the inputs is a field of :class:`~pseudolabel.report.ReportConfig`; the
-OUT.yaml written beside the page replays it with ``--config``.
+OUT.yaml written beside the page (report.html.yaml) replays it with ``--config``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pseudolabel.report.config import ReportConfig
 @click.command("report")
 @click.argument("masks", required=False, type=PathType(file_okay=False))
 @click.option("--out", "out", required=True, type=PathType(dir_okay=False),
-              help="The HTML file to write (its options go to OUT.yaml beside it).")
+              help="The HTML file to write (its options go to OUT.yaml beside it: report.html.yaml).")
 @click.option("--gt", type=PathType(file_okay=False),
               help="Dataset root with SegmentationClass/ ground truth (scores, worst first).")
 @click.option("--images", type=PathType(file_okay=False),

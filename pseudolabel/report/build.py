@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
@@ -329,14 +330,21 @@ def run(
     page = _PAGE.format(title=escape(config.title), body=body,
                         config=escape(json.dumps(to_dict(config))))
     # the options under their names: `pseudolabel report --config OUT.yaml` replays it
+    # (OUT + .yaml: report.html.yaml, never another stage's record such as refine.yaml)
     inputs = {"masks": masks, "gt": gt, "images": images, "cams": cams, "run": run_dir,
               "curves": curves, "chains": chains}
     with claim_output(out, kind="file"):
         with atomic_write(out, "w", encoding="utf-8") as fh:
             fh.write(page)
         save_config({**to_dict(config), **{k: None if v is None else str(Path(v).resolve())
-                                           for k, v in inputs.items()}}, out.with_suffix(".yaml"))
+                                           for k, v in inputs.items()}}, options_path(out))
     return out
+
+
+def options_path(out: str | os.PathLike) -> Path:
+    """Where the report at ``out`` saves its options: ``OUT.yaml`` (``report.html.yaml``)."""
+    out = Path(out)
+    return out.with_name(out.name + ".yaml")
 
 
 def _gallery(config: ReportConfig, per_image: Mapping[str, float], store: Any, key: str | None,

@@ -117,14 +117,26 @@ def test_evaluate_replays_its_json(first: dict[str, Path]) -> None:
     assert json.loads(scores.read_text())["options"]["worst"] == 2
 
 
+def test_a_report_beside_another_stages_record_leaves_it_alone(first: dict[str, Path]) -> None:
+    """--out MASK_DIR/refine.html saves refine.html.yaml, not refine's own refine.yaml."""
+    record = first["masks"] / "refine.yaml"
+    before = record.read_bytes()
+    _ok(["report", first["masks"], "--gt", first["root"], "--split", "val", "--gallery", "2",
+         "--out", first["masks"] / "refine.html"])
+    assert record.read_bytes() == before
+    assert (first["masks"] / "refine.html.yaml").is_file()
+    _ok(["refine", first["cams"], "--out", first["masks"], "--refiner", "threshold:t=0.4"])
+
+
 def test_report_replays_its_yaml(first: dict[str, Path]) -> None:
     out = first["tmp"] / "report.html"
     _ok(["report", first["masks"], "--gt", first["root"], "--cams", first["cams"], "--split",
          "val", "--gallery", "4", "--thresholds", "0.2,0.4", "--out", out])
     out2 = first["tmp"] / "report2.html"
-    _ok(["report", "--config", out.with_suffix(".yaml"), "--out", out2])
-    assert _yaml(out2.with_suffix(".yaml")) == _yaml(out.with_suffix(".yaml"))
-    assert _yaml(out.with_suffix(".yaml"))["thresholds"] == [0.2, 0.4]
+    saved = first["tmp"] / "report.html.yaml"  # OUT.yaml: the page's name + .yaml
+    _ok(["report", "--config", saved, "--out", out2])
+    assert _yaml(first["tmp"] / "report2.html.yaml") == _yaml(saved)
+    assert _yaml(saved)["thresholds"] == [0.2, 0.4]
     assert out2.stat().st_size > 0
 
 
