@@ -309,8 +309,45 @@ def replace(cfg: C, **overrides: Any) -> C:
     return from_dict(type(cfg), merged, where=type(cfg).__name__)
 
 
+class DuplicateKey(ValueError):
+    """A key given twice in one mapping of a config file (``line``: 1-based, or None)."""
+
+    def __init__(self, key: Any, line: int | None) -> None:
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key, None)
+        out[key] = value
+    return out
+
+
+def _yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a key repeated in one mapping (PyYAML keeps the last)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # <<: *anchor may be overridden
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, typing.Hashable) and key in seen:
+                    raise DuplicateKey(key, key_node.start_mark.line + 1)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(text, Loader=Loader)  # a SafeLoader subclass
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML or JSON mapping from ``path`` (an empty file is an empty mapping)."""
+    """A YAML or JSON mapping from ``path`` (an empty file is an empty mapping); a key given
+    twice in one mapping is an error naming it (YAML and JSON would keep the last silently)."""
     import yaml
 
     from pseudolabel.io import read_text
@@ -318,7 +355,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     text = read_text(path, "config file", fix="save it as UTF-8 YAML or JSON")
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = (json.loads(text, object_pairs_hook=_json_pairs) if path.suffix == ".json"
+                else _yaml_load(text))
+    except DuplicateKey as exc:
+        at = f"line {exc.line}: " if exc.line is not None else ""
+        raise BadInputError(f"{at}key {exc.key!r} is given twice", path=path,
+                            fix="keep one") from None
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         at = f" at line {line + 1}" if line is not None else ""

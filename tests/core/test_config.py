@@ -86,6 +86,26 @@ def test_config_file_errors_name_the_file(tmp_path: Path) -> None:
         load_config_file(tmp_path / "missing.yaml")
 
 
+@pytest.mark.parametrize(("name", "text", "needle"), [
+    ("dup.yaml", "workers: 1\nworkers: 2\n", "line 2: key 'workers' is given twice"),
+    ("dup2.yaml", "a:\n  b: 1\n  c: 2\n  b: 3\n", "line 4: key 'b' is given twice"),
+    ("dup.json", '{"workers": 1, "workers": 2}', "key 'workers' is given twice"),
+])
+def test_a_key_repeated_in_a_config_file_is_an_error(name: str, text: str, needle: str,
+                                                     tmp_path: Path) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(BadInputError, match=needle) as info:
+        load_config_file(path)
+    assert info.value.path == path and info.value.fix
+
+
+def test_yaml_merge_keys_and_overrides_are_not_repeats(tmp_path: Path) -> None:
+    path = tmp_path / "anchors.yaml"
+    path.write_text("a: &x {b: 1, c: 2}\nd: {<<: *x, b: 3}\n")
+    assert load_config_file(path) == {"a": {"b": 1, "c": 2}, "d": {"b": 3, "c": 2}}
+
+
 def test_parse_spec() -> None:
     assert parse_spec("gmm") == ("gmm", {})
     assert parse_spec("threshold:t=0.3,mode=power") == ("threshold", {"t": "0.3", "mode": "power"})
