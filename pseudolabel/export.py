@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pseudolabel.config import check_fields, save_config, setting, to_dict
 from pseudolabel.errors import BadInputError
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+EXPORT_FILE = "export.yaml"
+
 
 @dataclass(frozen=True)
 class ExportConfig:
@@ -33,6 +35,12 @@ class ExportConfig:
     split: str | None = setting(None, help="Split of the dataset root (default: every image).")
     crop: int = setting(512, help="Crop size in the mmseg pipeline.", ge=1)
     batch_size: int = setting(8, help="Batch size in the mmseg config.", ge=1)
+    overwrite: bool = setting(
+        False, help="Replace train.txt, classes.txt and mmseg_dataset.py in OUT when they were "
+        "not written by an export of the same options.")
+
+    # not part of the record: a rerun with --overwrite is the same export
+    RESUME_MAY_CHANGE: ClassVar[frozenset[str]] = frozenset({"overwrite"})
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -66,8 +74,19 @@ def run(config: ExportConfig, masks: str | Path, images: SourceLike, out: str | 
                             path=dataset.image_dir,
                             fix="mmsegmentation needs one image suffix: convert the images")
     suffix = next(iter(suffixes))
-    # the files are rewritten whole on every run: only the lock and the path checks matter
-    with claim_output(out, outputs=_export_outputs) as claim:
+    inputs = {masks, (dataset.image_dir or dataset.root).resolve(), Path(dataset.root).resolve()}
+    if Path(out).resolve() in inputs:
+        raise BadInputError("the output is an input of the export (the data set or the masks)",
+                            path=out, fix="choose a new folder as --out")
+    # export.yaml is the record: files of export's names that another export (or nobody) wrote
+    # are refused unless --overwrite; an export of other options too
+    where = source.to_dict()
+    record = {**{k: v for k, v in to_dict(config).items() if k != "overwrite"},
+              "masks": str(masks), "coco": where.get("coco"),
+              "images": where.get("images", where.get("root"))}
+    with claim_output(out, record=(EXPORT_FILE,), resolved=record,
+                      may_change=ExportConfig.RESUME_MAY_CHANGE, overwrite=config.overwrite,
+                      outputs=_export_outputs) as claim:
         out = claim.path
         with atomic_write(out / "train.txt", "w") as fh:
             fh.write("".join(f"{i}\n" for i in ids))
@@ -83,14 +102,12 @@ def run(config: ExportConfig, masks: str | Path, images: SourceLike, out: str | 
             fh.write(text)
         # the options under their names (`pseudolabel export --config export.yaml` replays it):
         # --images is the data set root, or with --coco its image folder
-        where = source.to_dict()
-        save_config({**to_dict(config), "masks": str(masks), "coco": where.get("coco"),
-                     "images": where.get("images", where.get("root"))}, out / "export.yaml")
+        save_config(record, out / EXPORT_FILE)
     return out
 
 
 def _export_outputs(out: Path) -> list[Path]:
-    names = ("train.txt", "classes.txt", "mmseg_dataset.py", "export.yaml")
+    names = ("train.txt", "classes.txt", "mmseg_dataset.py")
     return [out / n for n in names if (out / n).exists()]
 
 
