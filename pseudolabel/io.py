@@ -196,8 +196,14 @@ class RunLock:
         else:  # pragma: no cover - a thousand runs starting and ending in between
             raise BadInputError("the output's lock keeps changing hands", path=self.target,
                                 fix="wait for the other runs to finish")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)  # disk full: nothing may stay behind
+        except BaseException:
+            with contextlib.suppress(OSError):  # held: deleting it is safe, as in __exit__
+                self.path.unlink()
+            os.close(fd)
+            raise
         self._fd = fd
         return self
 

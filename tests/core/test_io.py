@@ -136,3 +136,26 @@ def test_read_text_names_the_file_and_what_it_is(tmp_path: Path) -> None:
     utf8 = tmp_path / "bom.txt"
     utf8.write_bytes("\ufeffa\nb\n".encode())
     assert read_split(utf8) == ["a", "b"]  # the byte-order mark is not part of the first id
+
+
+def test_run_lock_that_cannot_write_its_pid_leaves_no_lock_file(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    """Disk full while taking the lock: the error goes up, no empty ``<out>.lock`` stays, and
+    the output can be locked again afterwards."""
+    import errno
+
+    import pseudolabel.io as io_module
+
+    def full(*_args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "c.h5"
+    monkeypatch.setattr(io_module.os, "pwrite", full)
+    with pytest.raises(OSError) as info:
+        RunLock(out).__enter__()
+    assert info.value.errno == errno.ENOSPC
+    assert not out.with_name("c.h5.lock").exists()
+    monkeypatch.undo()
+    with RunLock(out):
+        assert out.with_name("c.h5.lock").read_text() == str(os.getpid())
+    assert not out.with_name("c.h5.lock").exists()
