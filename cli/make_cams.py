@@ -43,4 +43,7 @@ def command(root, run_dir, out, coco, images, config, **options) -> None:
 
     cfg = config_from_params(MakeCamsConfig, options, where="make-cams")
     path = run(cfg, data_source(root, coco, images), run_dir, out)
-    click.echo(f"cams: {path}")
+    if path.is_file():
+        click.echo(f"cams: {path}")
+    else:  # a part (--shard I/N) that did not merge: the store comes with the last part
+        click.echo(f"part {cfg.shard} done: {path} is written when every part is done")

@@ -129,6 +129,18 @@ def test_shards_merge_equal_one_run(demo_root: Path, run_dir: Path, tmp_path: Pa
     assert_same_files(whole, out)
 
 
+def test_cli_names_the_store_only_once_it_exists(demo_root: Path, run_dir: Path,
+                                                 tmp_path: Path) -> None:
+    out = tmp_path / "c.h5"
+    args = ["make-cams", str(demo_root), "--model", str(run_dir), "--out", str(out),
+            "--shard-size", "3", "--scales", "1", "--no-flip", "--workers", "0"]
+    first = CliRunner().invoke(cli, [*args, "--shard", "1/2"])
+    assert first.exit_code == 0 and not out.exists(), first.output
+    assert "cams:" not in first.output and f"part 1/2 done: {out}" in first.output
+    last = CliRunner().invoke(cli, [*args, "--shard", "0/2"])  # the last part merges
+    assert last.exit_code == 0 and out.is_file() and f"cams: {out}" in last.output
+
+
 def test_bad_inputs(demo_root: Path, run_dir: Path, tmp_path: Path) -> None:
     other = make_run(tmp_path / "other", ("fire",))
     with pytest.raises(BadInputError) as info:
