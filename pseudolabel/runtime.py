@@ -99,8 +99,10 @@ def os_errors_as_bad_input(path: str | os.PathLike | None = None) -> Iterator[No
 
 
 # ------------------------------------------------------------------------------ paths
-def resolve_output(out: str | os.PathLike) -> Path:
+def resolve_output(out: str | os.PathLike, option: str = "--out") -> Path:
     """The output path with symlinks followed, checked before anything is written.
+
+    ``option``: how the fixes name the output (``--json``, ``OUT``).
 
     Refused (one :class:`BadInputError` naming the path and the fix): the current folder or a
     folder above it (``--out .``; the lock and ``--overwrite`` would reach outside), the root
@@ -112,13 +114,13 @@ def resolve_output(out: str | os.PathLike) -> Path:
     cwd = Path.cwd().resolve()
     if not path.name or path == cwd or path in cwd.parents:
         raise BadInputError("the output would be the current folder or a folder above it",
-                            path=typed, fix="name a new folder or file, e.g. --out ./run1")
+                            path=typed, fix=f"name a new folder or file, e.g. {option} ./run1")
     ancestor = path.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise BadInputError("a parent of the output is a file, not a folder", path=ancestor,
-                            fix="choose another --out, or move the file away")
+                            fix=f"choose another {option}, or move the file away")
     for place in (ancestor, path):
         if place.exists() and not os.access(place, os.W_OK):
             raise BadInputError("cannot write here (permission denied or read-only file "
@@ -213,6 +215,7 @@ def claim_output(
     overwrite: bool = False,
     outputs: Outputs = folder_entries,
     main: bool = True,
+    option: str = "--out",
 ) -> Iterator[Claim]:
     """Claim the output ``out`` of a stage for the ``with`` block (see the module docstring).
 
@@ -229,17 +232,18 @@ def claim_output(
             default), deleted by ``overwrite``.
         main: False on the non-zero ranks of a distributed run: they check, but neither lock,
             clean nor delete (rank 0 does).
+        option: how the fixes name the output (``--json``, ``OUT``; default ``--out``).
     """
     from pseudolabel.config import to_dict
 
-    path = resolve_output(out)
+    path = resolve_output(out, option)
     resolved = to_dict(resolved) if resolved is not None else {}
     lock = RunLock(path) if main else contextlib.nullcontext()
     with os_errors_as_bad_input(path), lock:
         existed = path.exists()
         if kind == "folder" and existed and not path.is_dir():
             raise BadInputError("the output is a file, not a folder", path=path,
-                                fix="choose another --out, or move the file away")
+                                fix=f"choose another {option}, or move the file away")
         if main:
             remove_temp_files(path)
         record_files = [path / name for name in record]

@@ -330,7 +330,7 @@ def run(config: EvaluateConfig, mask_dir: str | Path, gt: str | Path | None = No
                "images": None if images is None else str(Path(images).resolve())}
     result = dataclasses.replace(result, options=options)
     if json_out is not None:
-        with claim_output(json_out, kind="file") as claim, \
+        with claim_output(json_out, kind="file", option="--json") as claim, \
                 atomic_write(claim.path, "w", encoding="utf-8") as fh:
             json.dump(result.to_dict(), fh, indent=1)
             fh.write("\n")

@@ -195,3 +195,36 @@ def test_overwrite_of_a_folder_output_removes_only_the_stage_outputs(tmp_path: P
         assert claim.previous == "replaced"
     assert _files(out) == {"theirs.txt"}
     assert not out.with_name("o.lock").exists()
+
+
+def test_fixes_name_the_option_the_output_came_from(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``evaluate --json afile/y.json``: the fix says --json, not --out."""
+    from click.testing import CliRunner
+
+    from pseudolabel.cli.main import cli
+    from pseudolabel.data import make_demo_data
+    from pseudolabel.runtime import claim_output, resolve_output
+
+    from cli_helpers import assert_one_line_error
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(BadInputError, match="choose another --json") as info:
+        resolve_output(tmp_path / "afile" / "y.json", "--json")
+    assert info.value.path == tmp_path / "afile"
+    with pytest.raises(BadInputError, match="choose another OUT"), \
+            claim_output(tmp_path / "afile", option="OUT"):
+        pass
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BadInputError, match=r"e\.g\. --json \./run1"):
+        resolve_output(".", "--json")
+    root = make_demo_data(tmp_path / "data", n_images=4, size=32)
+    import numpy as np
+
+    from pseudolabel.data.masks import write_mask
+
+    write_mask(tmp_path / "masks" / "demo_00000.png", np.zeros((32, 32), np.uint8))
+    result = CliRunner().invoke(cli, ["evaluate", "masks", "--gt", str(root), "--allow-missing",
+                                      "--json", "afile/y.json"])
+    line = assert_one_line_error(result, "afile", "--json")
+    assert "--out" not in line
