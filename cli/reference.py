@@ -46,8 +46,9 @@ def generate() -> str:
              "over the default.",
              "- Nested settings take a dot: `--augment.crop-ratio 0.5,2` is `augment: "
              "{crop_ratio: [0.5, 2]}` (or `augment.crop_ratio:`) in a file.",
-             "- Lists are comma-separated on the command line (`--scales 1,0.5`) and YAML lists "
-             "in a file; a repeatable option (`--refiner`) is a list under its own name "
+             "- Lists are comma-separated on the command line (`--scales 1,0.5`; empty items are "
+             "dropped, so `1,,2` is `1,2`, and a list left empty is refused where the option "
+             "needs a value) and YAML lists in a file; a repeatable option (`--refiner`) is a list under its own name "
              "(`refiner:`) or its field's (`refiners:`).",
              "- Every value is checked once, by the config's field (finite, in range, not "
              "empty): a bad one is exit 2 naming the option, or the config file and its key.",

@@ -24,3 +24,11 @@ def test_reference_lists_the_contract_options() -> None:
     text = generate()
     for needle in ("## `pseudolabel export`", "--images", "--config"):
         assert needle in text
+
+
+def test_the_comma_list_rule_is_what_split_list_does() -> None:
+    from pseudolabel.config import split_list
+
+    assert "`1,,2` is `1,2`" in generate()
+    assert split_list("1,,2") == split_list("1,2") == ["1", "2"]
+    assert split_list(",") == []
