@@ -16,6 +16,7 @@ from pseudolabel.cli.options import (
     data_source,
     dataclass_options,
     dataset_options,
+    recorded_values,
 )
 
 
@@ -42,7 +43,9 @@ def command(root, run_dir, out, coco, images, config, **options) -> None:
     from pseudolabel.cams.stage import run
 
     cfg = config_from_params(MakeCamsConfig, options, where="make-cams")
-    path = run(cfg, data_source(root, coco, images), run_dir, out)
+    recorded = recorded_values().get("checkpoints")
+    path = run(cfg, data_source(root, coco, images), run_dir, out,
+               recorded_checkpoints=recorded if isinstance(recorded, dict) else None)
     if path.is_file():
         click.echo(f"cams: {path}")
     else:  # a part (--shard I/N) that did not merge: the store comes with the last part

@@ -36,6 +36,7 @@ from pseudolabel.errors import BadInputError
 F = Callable[..., Any]
 _SEP = "__"  # nested fields: --augment.crop-ratio is the parameter augment__crop_ratio
 _CONFIG_FILE = "pseudolabel.config_file"
+_RECORDED = "pseudolabel.recorded"
 
 
 class CommaList(click.ParamType):
@@ -307,7 +308,8 @@ def load_config_into(ctx: click.Context, path: str, *, recorded: Sequence[str] =
     """Read the config file ``path`` into ``ctx.default_map`` (checked against the command).
 
     ``recorded``: keys a stage writes beside the options to record what a run was made from
-    (make-cams: ``checkpoints``); accepted and not used.
+    (make-cams: ``checkpoints``); not options: the command reads them with
+    :func:`recorded_values` (make-cams warns when a checkpoint changed since).
     """
     data = load_config_file(path)
     keys = _config_keys(ctx.command)
@@ -353,6 +355,13 @@ def load_config_into(ctx: click.Context, path: str, *, recorded: Sequence[str] =
         defaults[param.name] = value
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     ctx.meta[_CONFIG_FILE] = path
+    ctx.meta[_RECORDED] = {k: flat[k] for k in recorded if k in flat}
+
+
+def recorded_values(ctx: click.Context | None = None) -> dict[str, Any]:
+    """The recorded keys (``config_option(recorded=...)``) the ``--config`` file held."""
+    ctx = ctx or click.get_current_context(silent=True)
+    return dict(ctx.meta.get(_RECORDED, {})) if ctx is not None else {}
 
 
 def config_option(f: F | None = None, *, recorded: Sequence[str] = ()) -> Any:

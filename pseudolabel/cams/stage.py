@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,16 @@ def check_finite_weights(model: torch.nn.Module, path: Path) -> None:
         raise BadInputError(f"checkpoint weights are not finite ({len(bad)} tensors, e.g. "
                             f"{bad[0]}): the training that wrote it diverged", path=path,
                             fix="train again with a lower --lr (or more --warmup-epochs)")
+
+
+def warn_if_other_checkpoints(now: Mapping[str, str], recorded: Mapping[str, Any]) -> None:
+    """One warning per model whose checkpoint's sha256 is not the one a config records."""
+    for which, sha in sorted(recorded.items()):
+        if which in now and now[which] != sha:
+            log.warning("the %s checkpoint is not the one the config records (sha256 %.12s..., "
+                        "now %.12s...): the CAMs will differ from the recorded run's; fix: "
+                        "use the recorded checkpoint to reproduce it", which, str(sha),
+                        now[which])
 
 
 def check_id_clashes(ids: Sequence[str], models: Sequence[str], source: Path) -> None:
@@ -200,9 +210,13 @@ class _Job:
 
 
 def run(config: MakeCamsConfig, root: SourceLike, run_dir: str | os.PathLike,
-        out: str | os.PathLike) -> Path:
+        out: str | os.PathLike, *, recorded_checkpoints: Mapping[str, Any] | None = None
+        ) -> Path:
     """Make (or finish, or merge) the CAM store ``out`` of the images of ``root`` (a root path,
     or a :class:`~pseudolabel.data.source.DataSource`: a COCO file and its images).
+
+    ``recorded_checkpoints``: model -> sha256 a replayed config records; a checkpoint that
+    differs now is a warning (the CAMs will not be the recorded run's).
 
     Resumes by skipping finished shard files; with ``config.shard = "i/n"`` only part ``i`` is
     computed and the store is merged once every part is done (or with ``config.merge``).
@@ -210,6 +224,7 @@ def run(config: MakeCamsConfig, root: SourceLike, run_dir: str | os.PathLike,
     out = resolve_output(out)  # an alias through a symlink is the same store, parts and lock
     config = from_torchrun(config)
     job = _Job(config, DataSource.of(root), Path(run_dir), out)
+    warn_if_other_checkpoints(job.resolved["checkpoints"], recorded_checkpoints or {})
     part, num_parts = config.part
     single = num_parts == 1 and not config.merge
     if check_output(out, job.plan.fingerprint, overwrite=config.overwrite):

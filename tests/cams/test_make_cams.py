@@ -141,6 +141,25 @@ def test_cli_names_the_store_only_once_it_exists(demo_root: Path, run_dir: Path,
     assert last.exit_code == 0 and out.is_file() and f"cams: {out}" in last.output
 
 
+def test_a_replay_with_another_checkpoint_than_recorded_warns(demo_root: Path, run_dir: Path,
+                                                               tmp_path: Path) -> None:
+    args = ["--scales", "1", "--no-flip", "--workers", "0"]
+    first = CliRunner().invoke(cli, ["make-cams", str(demo_root), "--model", str(run_dir),
+                                     "--out", str(tmp_path / "a.h5"), *args])
+    assert first.exit_code == 0, first.output
+    saved = tmp_path / "a.h5.config.yaml"
+    same = CliRunner().invoke(cli, ["make-cams", "--config", str(saved), "--out",
+                                    str(tmp_path / "b.h5")])
+    assert same.exit_code == 0 and "not the one the config records" not in same.output
+    torch.manual_seed(5)  # the run folder retrained in place: another student
+    save_checkpoint(run_dir / "student.pt", create_classifier("test_resnet", ("smoke",)))
+    other = CliRunner().invoke(cli, ["make-cams", "--config", str(saved), "--out",
+                                     str(tmp_path / "c.h5")])
+    assert other.exit_code == 0, other.output
+    warnings = [ln for ln in other.output.splitlines() if "not the one the config records" in ln]
+    assert len(warnings) == 1 and "student" in warnings[0], other.output
+
+
 def test_bad_inputs(demo_root: Path, run_dir: Path, tmp_path: Path) -> None:
     other = make_run(tmp_path / "other", ("fire",))
     with pytest.raises(BadInputError) as info:
