@@ -51,8 +51,9 @@ def test_out_dot_is_refused_before_writing(command: str, args, tmp_path: Path,
     result = invoke(*args(command, "."))
     if COMMANDS[command][1]:
         assert_one_line_error(result, "current folder", "fix:")
-    else:  # click refuses a folder for a file option first: exit 2, the option named
-        assert result.exit_code == 2 and "is a directory" in result.output, result.output
+    else:  # a folder for a file option is refused while parsing: one line, the option named
+        option = "--json" if command == "evaluate" else "--out"
+        assert_one_line_error(result, f"error: .: {option} is a folder, not a file", "fix:")
     assert os.listdir(tmp_path) == []
     assert not (tmp_path.parent / f"{tmp_path.name}.lock").exists()
 
