@@ -2,6 +2,8 @@
 
 The record is RUN_DIR/config.yaml: the data set (``root:``, or ``coco:`` and ``images:``) and
 the TrainConfig, so ``train --config RUN_DIR/config.yaml --out X`` replays the run alone.
+The data set's paths may change on resume (a data set moved to another disk, a run whose
+config.yaml predates them): they are recorded, not compared.
 Same record (only ``TrainConfig.RESUME_MAY_CHANGE`` fields such as ``epochs`` may differ):
 resume from last.pt when it exists (a rerun after a kill continues). Another config: an error
 unless ``--overwrite``, which deletes the previous run's files first.
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
 STATE_FILE = "last.pt"
+SOURCE_KEYS = frozenset({"root", "coco", "images"})
 RUN_FILES = ("student.pt", "teacher.pt", STATE_FILE, "metrics.json", "curves.svg", CONFIG_FILE)
 
 
@@ -45,7 +48,7 @@ def claim_run_dir(out: str | os.PathLike, cfg: TrainConfig, *, main: bool = True
     ``source``: the data set's resolved paths (``DataSource.to_dict()``), part of the record.
     """
     with claim_output(out, record=(CONFIG_FILE,), resolved=record(cfg, source),
-                      may_change=TrainConfig.RESUME_MAY_CHANGE, overwrite=cfg.overwrite,
+                      may_change=TrainConfig.RESUME_MAY_CHANGE | SOURCE_KEYS, overwrite=cfg.overwrite,
                       outputs=_run_files, main=main) as claim:
         state = claim.path / STATE_FILE
         if cfg.resume and not (claim.resume and state.is_file()):

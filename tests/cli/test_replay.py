@@ -81,6 +81,25 @@ def test_train_replays_its_config_yaml_alone(first: dict[str, Path]) -> None:
     assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_resumes_on_a_moved_data_set_and_from_an_older_config(
+        first: dict[str, Path]) -> None:
+    """The data set's paths are recorded, not compared: a run continues after its data set
+    moved, and a config.yaml written before they were recorded still resumes."""
+    import shutil
+
+    tmp = first["tmp"]
+    moved, run = tmp / "data_moved", tmp / "run_moved"
+    shutil.copytree(first["root"], moved)
+    shutil.copytree(first["run"], run)
+    _ok(["train", moved, "--config", run / "config.yaml", "--out", run, "--epochs", "2"])
+    assert _yaml(run / "config.yaml")["root"] == str(moved.resolve())
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 2
+    old = {k: v for k, v in _yaml(run / "config.yaml").items() if k != "root"}
+    (run / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    _ok(["train", moved, "--config", run / "config.yaml", "--out", run, "--epochs", "3"])
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 3
+
+
 def test_make_cams_replays_its_config_yaml(first: dict[str, Path]) -> None:
     from pseudolabel.store import CamStore
 
