@@ -216,6 +216,7 @@ def claim_output(
     outputs: Outputs = folder_entries,
     main: bool = True,
     option: str = "--out",
+    ours: Callable[[Path], bool] | None = None,
 ) -> Iterator[Claim]:
     """Claim the output ``out`` of a stage for the ``with`` block (see the module docstring).
 
@@ -233,6 +234,8 @@ def claim_output(
         main: False on the non-zero ranks of a distributed run: they check, but neither lock,
             clean nor delete (rank 0 does).
         option: how the fixes name the output (``--json``, ``OUT``; default ``--out``).
+        ours: for a file output, whether an existing file is a previous output of this stage
+            (replaced) rather than a file of the user's (refused unless ``overwrite``).
     """
     from pseudolabel.config import to_dict
 
@@ -244,6 +247,11 @@ def claim_output(
         if kind == "folder" and existed and not path.is_dir():
             raise BadInputError("the output is a file, not a folder", path=path,
                                 fix=f"choose another {option}, or move the file away")
+        if (kind == "file" and ours is not None and not overwrite and path.is_file()
+                and not ours(path)):
+            raise BadInputError("the output exists and was not written by this command",
+                                path=path, fix=f"choose another {option}, or move the file "
+                                               "away")
         if main:
             remove_temp_files(path)
         record_files = [path / name for name in record]

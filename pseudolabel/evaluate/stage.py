@@ -311,6 +311,16 @@ class _ChunkFn:
         return _score_chunk(self.job, samples)
 
 
+def is_scores_file(path: Path) -> bool:
+    """Whether ``path`` is a scores JSON this command wrote (replaced by a rerun; any other
+    file there is refused)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and {"classes", "miou", "options"} <= data.keys()
+
+
 def run(config: EvaluateConfig, mask_dir: str | Path, gt: str | Path | None = None, *,
         coco: str | Path | None = None, images: str | Path | None = None,
         json_out: str | Path | None = None) -> EvalResult:
@@ -330,7 +340,7 @@ def run(config: EvaluateConfig, mask_dir: str | Path, gt: str | Path | None = No
                "images": None if images is None else str(Path(images).resolve())}
     result = dataclasses.replace(result, options=options)
     if json_out is not None:
-        with claim_output(json_out, kind="file", option="--json") as claim, \
+        with claim_output(json_out, kind="file", option="--json", ours=is_scores_file) as claim, \
                 atomic_write(claim.path, "w", encoding="utf-8") as fh:
             json.dump(result.to_dict(), fh, indent=1)
             fh.write("\n")

@@ -333,12 +333,20 @@ def run(
     # (OUT + .yaml: report.html.yaml, never another stage's record such as refine.yaml)
     inputs = {"masks": masks, "gt": gt, "images": images, "cams": cams, "run": run_dir,
               "curves": curves, "chains": chains}
-    with claim_output(out, kind="file"):
+    with claim_output(out, kind="file", ours=is_report):
         with atomic_write(out, "w", encoding="utf-8") as fh:
             fh.write(page)
         save_config({**to_dict(config), **{k: None if v is None else str(Path(v).resolve())
                                            for k, v in inputs.items()}}, options_path(out))
     return out
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` is a page this command wrote (its marker, or its options beside it)."""
+    if options_path(path).is_file():
+        return True
+    with open(path, "rb") as fh:
+        return _MARKER.encode() in fh.read(4096)
 
 
 def options_path(out: str | os.PathLike) -> Path:
@@ -430,8 +438,10 @@ def _image_leakage(dataset: Any, image_id: str, pred: np.ndarray | None,
     return ", ".join(f"{c} {v:.2f}" for c, v in named if v > 0)
 
 
+_MARKER = '<meta name="generator" content="pseudolabel report">'
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="pseudolabel report">
+<title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
 h1 {{ font-size: 22px; margin-bottom: 4px; }} h2 {{ font-size: 18px; margin-top: 26px; }}

@@ -105,3 +105,25 @@ def test_train_affinity_compatibility_resume_and_overwrite(rel_cams: Path, rel_r
     assert info.value.path == out / "last.pt"
     run(other, rel_cams, rel_root, out, overwrite=True)
     assert "lr: 0.5" in (out / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(("command", "victim"), [("evaluate", "labels.csv"),
+                                                 ("report", "classes.txt")])
+def test_a_file_output_never_replaces_a_file_it_did_not_write(command: str, victim: str, args,
+                                                             rel_root: Path,
+                                                             tmp_path: Path) -> None:
+    """evaluate --json / report --out onto a data set's file: refused, the file intact; onto
+    the command's own previous output: replaced."""
+    import shutil
+
+    target = tmp_path / victim
+    shutil.copy(rel_root / victim, target)
+    before = target.read_bytes()
+    line = assert_one_line_error(invoke(*args(command, target)), victim,
+                                 "not written by this command")
+    assert ("--json" if command == "evaluate" else "--out") in line.split("fix:")[1]
+    assert target.read_bytes() == before
+    own = tmp_path / ("scores.json" if command == "evaluate" else "report.html")
+    for _ in range(2):  # written, then replaced by the rerun
+        result = invoke(*args(command, own))
+        assert result.exit_code == 0, result.output
