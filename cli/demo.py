@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from pseudolabel.cli.options import PathType
 from pseudolabel.cli.run import build_config, echo_result, stage_options
 
 
 @click.command("demo")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=PathType(file_okay=False))
 @click.option("--n-images", default=300, show_default=True, type=click.IntRange(min=20),
               help="Images of the synthetic data set.")
 @click.option("--size", default=128, show_default=True, type=click.IntRange(min=32),

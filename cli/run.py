@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from pseudolabel.cli.options import skip_bad_option
+from pseudolabel.cli.options import PathType, skip_bad_option
 
 
 def _floats(ctx: click.Context, param: click.Parameter, value: str | None
@@ -25,17 +25,17 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None
 _STAGE_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--preset",), {"default": None, "metavar": "NAME",
                      "help": "Named configuration (pseudolabel run --list-presets)."}),
-    (("--config", "config_file"), {"type": click.Path(dir_okay=False),
+    (("--config", "config_file"), {"type": PathType(dir_okay=False),
                                    "help": "YAML/JSON of the same shape as a preset (train:, cams:, "
                                            "refine:, compare:, ...; OUT/pipeline.yaml replays a "
                                            "run); over the preset, under the options."}),
     (("--mode",), {"type": click.Choice(["single", "teacher-student", "co-training"]),
                    "help": "Training mode (train --mode)."}),
     (("--student",), {"help": "Student (or single) model name (train --student)."}),
-    (("--student-weights",), {"type": click.Path(dir_okay=False),
+    (("--student-weights",), {"type": PathType(dir_okay=False),
                               "help": "Pretrained weights file of the student."}),
     (("--teacher",), {"help": "Teacher model name (teacher-student, co-training)."}),
-    (("--teacher-weights",), {"type": click.Path(dir_okay=False),
+    (("--teacher-weights",), {"type": PathType(dir_okay=False),
                               "help": "Pretrained weights file of the teacher."}),
     (("--epochs",), {"type": click.IntRange(min=1), "help": "Training epochs."}),
     (("--image-size",), {"type": click.IntRange(min=16), "help": "Training image side."}),
@@ -95,8 +95,8 @@ def _list_presets(ctx: click.Context, param: click.Parameter, value: bool) -> No
 
 
 @click.command("run")
-@click.argument("root", type=click.Path(file_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.argument("root", type=PathType(file_okay=False))
+@click.option("--out", required=True, type=PathType(file_okay=False),
               help="Output folder (rerun the same command to resume).")
 @stage_options
 @click.option("--compare", multiple=True,

@@ -217,7 +217,8 @@ def run(config: DemoConfig, out: str | os.PathLike, *, overwrite: bool = False) 
     A root holding anything else (a data set of one's own, demo data made with other options)
     is refused unless ``overwrite``, which empties it first; the same demo data again is fine.
     """
-    with claim_output(out, record=(CONFIG_NAME,), resolved=config, overwrite=overwrite) as claim:
+    with claim_output(out, record=(CONFIG_NAME,), resolved=config, overwrite=overwrite,
+                      option="OUT") as claim:
         path = make_demo_data(claim.path, config.n_images, config.size, config.seed)
         save_config(config, path / CONFIG_NAME)
     return path
