@@ -62,7 +62,8 @@ def build_nets(cfg: TrainConfig, classes: tuple[str, ...], classes_file: Path
     student = create_classifier(cfg.student, classes, pretrained_file=cfg.student_weights,
                                 drop_rate=cfg.drop_rate)
     if not cfg.two_models:
-        return {"student": TrainNet(student)}, None, {"student": []}
+        return ({"student": TrainNet(student, want_cam=cfg.neg_cam_weight > 0)}, None,
+                {"student": []})
     if cfg.teacher_checkpoint is not None:
         teacher, meta = load_checkpoint(cfg.teacher_checkpoint)
         check_same_classes(teacher.classes, cfg.teacher_checkpoint, classes, classes_file)
@@ -76,7 +77,7 @@ def build_nets(cfg: TrainConfig, classes: tuple[str, ...], classes_file: Path
         check_pairs(student, teacher, pairs, align.needs_same_channels, cfg.projector, cfg.align)
     s_layers = [s for s, _ in pairs]
     t_layers = [t for _, t in pairs]
-    want_cam = cfg.cam_kd_weight > 0
+    want_cam = cfg.cam_kd_weight > 0 or cfg.neg_cam_weight > 0
 
     def channels(model: nn.Module, layers: list[str]) -> list[int] | None:
         return [model.layer_info(n).channels for n in layers] if cfg.projector else None
