@@ -16,7 +16,7 @@ from pseudolabel.config import load_config_file
 from pseudolabel.errors import BadInputError
 
 #: The preset ``pseudolabel run`` uses when none is named: the recommended one.
-DEFAULT = "default"
+DEFAULT = "best"
 
 
 def names() -> list[str]:
