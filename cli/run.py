@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from pseudolabel.cli.options import PathType, skip_bad_option
+from pseudolabel.config import split_list
+from pseudolabel.train.config import Mode
 
 
 def _floats(ctx: click.Context, param: click.Parameter, value: str | None
@@ -15,7 +18,7 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None
     if value is None:
         return None
     try:
-        return tuple(float(v) for v in value.split(",") if v.strip())
+        return tuple(float(v) for v in split_list(value))
     except ValueError:
         raise click.BadParameter(f"expected numbers separated by commas, got {value!r}") from None
 
@@ -29,7 +32,7 @@ _STAGE_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                                    "help": "YAML/JSON of the same shape as a preset (train:, cams:, "
                                            "refine:, compare:, ...; OUT/pipeline.yaml replays a "
                                            "run); over the preset, under the options."}),
-    (("--mode",), {"type": click.Choice(["single", "teacher-student", "co-training"]),
+    (("--mode",), {"type": click.Choice(typing.get_args(Mode)),
                    "help": "Training mode (train --mode)."}),
     (("--student",), {"help": "Student (or single) model name (train --student)."}),
     (("--student-weights",), {"type": PathType(dir_okay=False),
