@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-cams": ("make_cams", "Multi-layer, multi-scale CAMs into one HDF5 store."),
     "refine": ("refine", "Turn CAMs into palette PNG masks with a chain of refiners."),
     "train-affinity": ("train_affinity", "Learn pixel affinities from confident CAM regions."),
+    "selftrain": ("selftrain", "Train a segmenter on the masks; its predictions are new masks."),
     "evaluate": ("evaluate", "Score masks against ground truth (mIoU, precision, recall)."),
     "report": ("report", "A self-contained HTML report of masks, CAMs and scores."),
     "export": ("export", "Hand masks over to mmsegmentation / segmentation_models_pytorch."),

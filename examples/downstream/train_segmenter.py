@@ -12,8 +12,9 @@ supervised upper bound::
         --train-split train --val-split val --out seg-gt
 
 The model is a segmentation_models_pytorch U-Net / DeepLabV3+ on a timm encoder (``tu-NAME``)
-when smp is installed (``pip install 'pseudolabel[downstream]'``); otherwise a small segmenter
-built here from a timm ``features_only`` backbone and a light FPN decoder. Nothing is downloaded:
+when smp is installed (``pip install 'pseudolabel[downstream]'``); otherwise
+:class:`pseudolabel.selftrain.FpnSegmenter`, the light segmenter of ``pseudolabel selftrain`` (a
+timm ``features_only`` backbone and a small FPN decoder). Nothing is downloaded:
 ``--encoder-weights FILE`` loads a local timm state dict into the encoder.
 
 Pixels of value 255 in a mask (the refiners' "not sure") are ignored by the loss
@@ -38,7 +39,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,6 +49,7 @@ from pseudolabel.data.masks import IGNORE
 from pseudolabel.errors import BadInputError
 from pseudolabel.evaluate import EvalResult, evaluate
 from pseudolabel.io import output_path
+from pseudolabel.selftrain import FpnSegmenter
 
 log = logging.getLogger("train_segmenter")
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
@@ -97,29 +98,6 @@ class MaskFolderDataset(Dataset):
         return (img - MEAN) / STD, mask
 
 
-class TimmFpnSegmenter(nn.Module):
-    """Fallback segmenter: timm ``features_only`` backbone + a light FPN decoder.
-
-    forward: (B, 3, H, W) -> logits (B, num_classes, H, W).
-    """
-
-    def __init__(self, encoder: str, num_classes: int, channels: int = 64) -> None:
-        super().__init__()
-        self.encoder = timm.create_model(encoder, features_only=True, pretrained=False)
-        dims = self.encoder.feature_info.channels()
-        self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in dims)
-        self.head = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1),
-                                  nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-                                  nn.Conv2d(channels, num_classes, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.encoder(x)
-        y = self.lateral[-1](feats[-1])
-        for lat, f in zip(reversed(self.lateral[:-1]), reversed(feats[:-1]), strict=True):
-            y = lat(f) + F.interpolate(y, f.shape[-2:], mode="bilinear", align_corners=False)
-        return F.interpolate(self.head(y), x.shape[-2:], mode="bilinear", align_corners=False)
-
-
 def smp_available() -> bool:
     try:
         import segmentation_models_pytorch  # noqa: F401
@@ -140,7 +118,7 @@ def build_model(cfg: SegConfig, num_classes: int) -> tuple[nn.Module, nn.Module,
         model = arch(f"tu-{cfg.encoder}", encoder_weights=None, classes=num_classes)
         encoder = model.encoder.model  # the timm features_only model inside smp's wrapper
     else:
-        model = TimmFpnSegmenter(cfg.encoder, num_classes)
+        model = FpnSegmenter(cfg.encoder, num_classes)  # fed normalised input here
         encoder = model.encoder
     if cfg.encoder_weights:
         state = torch.load(cfg.encoder_weights, map_location="cpu", weights_only=True)
