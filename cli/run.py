@@ -52,6 +52,10 @@ _STAGE_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--refiner", "refiners"), {"multiple": True,
                                  "help": "The refine chain, in order (repeat; refine --list)."}),
     (("--key",), {"help": "CAM key the masks start from (refine --key)."}),
+    (("--selftrain/--no-selftrain",), {"default": None,
+                                        "help": "Self-training: a segmenter trained on refine's "
+                                                "masks (OUT/refined) writes the final masks "
+                                                "(pseudolabel selftrain; default: the preset's)."}),
     (("--device",), {"help": "cpu, cuda, cuda:N or auto."}),
     (("--workers",), {"type": click.IntRange(min=0),
                       "help": "Worker processes of each stage."}),
@@ -115,6 +119,7 @@ def command(root, out, preset, config_file, compare, report, **options) -> None:
     OUT/run            checkpoints, metrics, curves (train)
     OUT/cams.h5        CAMs (make-cams)
     OUT/masks          the final masks: <id>.png, 0 background, i+1 class i, 255 unsure
+    OUT/refined        refine's masks, with --selftrain (then OUT/masks holds its masks)
     OUT/evaluate.json  scores against ROOT/SegmentationClass (and context leakage when
                        ROOT/SegmentationContext exists)
     OUT/report.html    scores, curves and masks, worst first

@@ -9,7 +9,8 @@ pipeline with the same options continues it.
     OUT/pipeline.yaml   the resolved configuration (``pseudolabel run --config`` replays it)
     OUT/run/            train's RUN_DIR
     OUT/cams.h5         make-cams' store
-    OUT/masks/          the final masks (refine)
+    OUT/masks/          the final masks (refine; selftrain's when ``selftrain`` is on)
+    OUT/refined/        refine's masks when ``selftrain`` is on (scored beside the final ones)
     OUT/compare/<chain> masks of the chains of ``compare``, scored beside them
     OUT/evaluate.json   the masks' scores (when the data set has ground truth)
     OUT/report.html     the report
@@ -35,6 +36,7 @@ from pseudolabel.evaluate.stage import EvalResult, EvaluateConfig
 from pseudolabel.io import atomic_write
 from pseudolabel.refine.stage import RefineConfig
 from pseudolabel.report.build import ReportConfig
+from pseudolabel.selftrain.config import SelfTrainConfig
 from pseudolabel.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class PipelineConfig:
 
     ``refine`` makes the masks (OUT/masks); each chain of ``compare`` (refiners joined by "+",
     e.g. ``"fusion+gmm"``) is also run, into OUT/compare/<chain>, and scored beside it.
+    ``selftrain`` (None: off): a segmenter trained on refine's masks (then in OUT/refined,
+    scored beside the final ones) writes the final masks (OUT/masks); its split is make-cams'.
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -60,6 +64,7 @@ class PipelineConfig:
     compare: tuple[str, ...] = ()
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: bool = True
+    selftrain: SelfTrainConfig | None = None
 
 
 #: ``pseudolabel run``'s stage options -> the config fields they set (one option may set the
@@ -98,13 +103,15 @@ def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]
 
 
 def pipeline_config(preset: str | None = None, config_file: str | os.PathLike | None = None,
-                    **options: Any) -> PipelineConfig:
+                    selftrain: bool | None = None, **options: Any) -> PipelineConfig:
     """The config of ``pseudolabel run``: the preset, then the file, then the options.
 
     Args:
         preset: a name of :func:`pseudolabel.presets.names` (None: :data:`presets.DEFAULT`).
         config_file: a YAML/JSON file of the same shape as a preset (``train:``, ``cams:``, ...;
             ``OUT/pipeline.yaml`` of an earlier run replays it); its keys win over the preset's.
+        selftrain: True: the ``selftrain`` stage on (with the preset's or the file's section,
+            else the defaults), False: off, None: as the preset and the file say.
         options: values of :data:`RUN_OPTIONS` (None = not given); they win over both.
     """
     from pseudolabel import presets
@@ -123,6 +130,10 @@ def pipeline_config(preset: str | None = None, config_file: str | os.PathLike | 
             # workers=0 means "in this process": the refine stage says that with 1
             v = max(int(value), 1) if (stage, key) == ("refine", "workers") else value
             data = _merge(data, {stage: {key: v}})
+    if selftrain is not None:
+        section = data.get("selftrain")
+        data = {**data, "selftrain": (section if section is not None else {}) if selftrain
+                else None}
     try:
         return from_dict(PipelineConfig, data, where=where)
     except BadInputError as exc:  # name the file (or the preset) the bad value came from
@@ -144,6 +155,7 @@ class PipelineResult:
     compared: dict[str, EvalResult]
     report: Path | None
     chain: tuple[str, ...] = ()
+    refined: Path | None = None
 
     def table(self) -> str:
         """A markdown table: one row per chain (the compared ones, then the main one), with the
@@ -193,7 +205,16 @@ def run(config: PipelineConfig, root: str | os.PathLike, out: str | os.PathLike
     save_config(config, out / CONFIG_NAME)
     run_dir = train(config.train, root, out / "run")
     cams_path = make_cams(config.cams, root, run_dir, out / "cams.h5")
-    masks = refine(config.refine, cams_path, out / "masks", images_root=root)
+    masks = refine(config.refine, cams_path, out / ("masks" if config.selftrain is None
+                                                    else "refined"), images_root=root)
+    refined = None
+    chain = tuple(config.refine.refiners)
+    if config.selftrain is not None:
+        from pseudolabel.selftrain.stage import run as selftrain
+
+        refined, chain = masks, (*chain, "selftrain")
+        masks = selftrain(dataclasses.replace(config.selftrain, split=config.cams.split), root,
+                          refined, out / "masks", run_dir)
     others = {
         chain: refine(dataclasses.replace(config.refine, refiners=tuple(chain.split("+"))),
                       cams_path, out / "compare" / _chain_folder(chain), images_root=root)
@@ -208,6 +229,9 @@ def run(config: PipelineConfig, root: str | os.PathLike, out: str | os.PathLike
             json.dump(scores.to_dict(), fh, indent=1)
         compared = {chain: evaluate(path, dataset, config.evaluate)
                     for chain, path in others.items()}
+        if refined is not None:  # refine's masks, before self-training
+            compared["→".join(config.refine.refiners)] = evaluate(refined, dataset,
+                                                                  config.evaluate)
     report = None
     if config.report:
         from pseudolabel.report import run as make_report
@@ -217,8 +241,8 @@ def run(config: PipelineConfig, root: str | os.PathLike, out: str | os.PathLike
                              out / "report.html", masks=masks,
                              gt=root if dataset.has_gt else None,
                              images=root, cams=cams_path, run_dir=run_dir)
-    return PipelineResult(out, run_dir, cams_path, masks, scores, compared, report,
-                          config.refine.refiners)
+    return PipelineResult(out, run_dir, cams_path, masks, scores, compared, report, chain,
+                          refined)
 
 
 #: The preset ``pseudolabel demo`` runs (its compare chains show the label-free alternatives).
