@@ -42,6 +42,9 @@ _STAGE_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                               "help": "Pretrained weights file of the teacher."}),
     (("--epochs",), {"type": click.IntRange(min=1), "help": "Training epochs."}),
     (("--image-size",), {"type": click.IntRange(min=16), "help": "Training image side."}),
+    (("--output-stride",), {"type": click.Choice(["8", "16", "32"]), "callback":
+                            lambda ctx, param, value: None if value is None else int(value),
+                            "help": "Output stride of the student CNN (train --output-stride)."}),
     (("--batch-size",), {"type": click.IntRange(min=1), "help": "Batch size (train, make-cams)."}),
     (("--lr",), {"type": float, "help": "Learning rate."}),
     (("--seed",), {"type": int, "help": "Training seed."}),

@@ -77,6 +77,7 @@ RUN_OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "teacher_weights": (("train", "teacher_weights"),),
     "epochs": (("train", "epochs"),),
     "image_size": (("train", "image_size"),),
+    "output_stride": (("train", "output_stride"),),
     "batch_size": (("train", "batch_size"), ("cams", "batch_size")),
     "lr": (("train", "lr"),),
     "seed": (("train", "seed"),),
@@ -85,10 +86,14 @@ RUN_OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "scales": (("cams", "scales"),),
     "refiners": (("refine", "refiners"),),
     "key": (("refine", "key"),),
-    "device": (("train", "device"), ("cams", "device")),
-    "workers": (("train", "num_workers"), ("cams", "workers"), ("refine", "workers")),
-    "skip_bad": (("train", "skip_bad"), ("cams", "skip_bad"), ("refine", "skip_bad")),
+    "device": (("train", "device"), ("cams", "device"), ("selftrain", "device")),
+    "workers": (("train", "num_workers"), ("cams", "workers"), ("refine", "workers"),
+                ("selftrain", "workers")),
+    "skip_bad": (("train", "skip_bad"), ("cams", "skip_bad"), ("refine", "skip_bad"),
+                 ("selftrain", "skip_bad")),
 }
+#: Sections that may be off (None); an option reaches them only when they are on.
+OPTIONAL_SECTIONS = frozenset({"selftrain"})
 
 
 def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,19 +126,21 @@ def pipeline_config(preset: str | None = None, config_file: str | os.PathLike | 
     if config_file is not None:
         data = _merge(data, load_config_file(config_file))
         where = "the config file" if preset is None else f"preset {preset} + the config file"
+    if selftrain is not None:
+        section = data.get("selftrain")
+        data = {**data, "selftrain": (section if section is not None else {}) if selftrain
+                else None}
     for name, value in options.items():
         if name not in RUN_OPTIONS:
             raise TypeError(f"unknown pipeline option {name!r}")
         if value is None:
             continue
         for stage, key in RUN_OPTIONS[name]:
+            if stage in OPTIONAL_SECTIONS and data.get(stage) is None:
+                continue
             # workers=0 means "in this process": the refine stage says that with 1
             v = max(int(value), 1) if (stage, key) == ("refine", "workers") else value
             data = _merge(data, {stage: {key: v}})
-    if selftrain is not None:
-        section = data.get("selftrain")
-        data = {**data, "selftrain": (section if section is not None else {}) if selftrain
-                else None}
     try:
         return from_dict(PipelineConfig, data, where=where)
     except BadInputError as exc:  # name the file (or the preset) the bad value came from

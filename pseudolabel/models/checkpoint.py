@@ -30,6 +30,8 @@ def save_checkpoint(path: str | os.PathLike, model: Classifier, **extra: Any) ->
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": json.dumps(extra, default=str),
     }
+    if model.output_stride is not None:  # a dilated CNN: rebuilt with the same stride
+        payload["output_stride"] = int(model.output_stride)
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -111,6 +113,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     elif not isinstance(weights, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
         problem = "state_dict is not a mapping of names to tensors"
+    elif payload.get("output_stride") not in (None, 8, 16, 32):
+        problem = f"output_stride {payload.get('output_stride')!r} is not 8, 16 or 32"
     if problem is not None:
         raise BadInputError(f"{what} is damaged: {problem}", path=path, fix=CHECKPOINT_FIX)
     payload["meta"] = json_field(payload, "meta", path, what=what, fix=CHECKPOINT_FIX,
@@ -123,7 +127,8 @@ def load_checkpoint(
 ) -> tuple[Classifier, dict[str, Any]]:
     """Rebuild the classifier of a checkpoint; returns it (in eval mode) and its metadata."""
     payload = read_checkpoint(path, map_location)
-    model = create_classifier(payload["model_name"], payload["classes"])
+    model = create_classifier(payload["model_name"], payload["classes"],
+                              output_stride=payload.get("output_stride"))
     missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
     if missing or unexpected:
         raise BadInputError(

@@ -36,7 +36,8 @@ class LayerInfo:
     reduction: int
 
 
-def _create_backbone(name: str, pretrained_file: str | os.PathLike | None) -> nn.Module:
+def _create_backbone(name: str, pretrained_file: str | os.PathLike | None,
+                     output_stride: int | None = None) -> nn.Module:
     import timm
 
     if not timm.is_model(name):
@@ -44,6 +45,8 @@ def _create_backbone(name: str, pretrained_file: str | os.PathLike | None) -> nn
         hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models()"
         raise BadInputError(f"unknown timm model {name!r}", fix=hint)
     kwargs: dict = {"num_classes": 0, "global_pool": ""}
+    if output_stride is not None:
+        kwargs["output_stride"] = output_stride
     if pretrained_file is not None:
         path = Path(pretrained_file)
         if not path.is_file():
@@ -60,6 +63,12 @@ def _create_backbone(name: str, pretrained_file: str | os.PathLike | None) -> nn
         if pretrained_file is not None:
             _check_weights_fit(model, Path(pretrained_file))
         return model
+    except TypeError as exc:
+        if output_stride is None or "output_stride" not in str(exc):
+            raise
+        raise BadInputError(f"timm model {name!r} has no output_stride option",
+                            fix="leave --output-stride unset, or use a CNN that supports "
+                            "dilation (resnet*, efficientnet*, ...)") from None
     except (RuntimeError, KeyError, ValueError) as exc:
         if pretrained_file is None:
             raise
@@ -94,6 +103,8 @@ class Classifier(nn.Module):
         classes: the foreground class names; the head has ``len(classes)`` outputs.
         pretrained_file: a local timm state dict to start the backbone from (never downloaded).
         drop_rate: dropout on the pooled features before the head (training only).
+        output_stride: 8 or 16 for a CNN that supports dilation (timm's ``output_stride``): the
+            same weights with a finer feature map, so a finer CAM; None keeps the model's own.
     """
 
     def __init__(
@@ -103,13 +114,15 @@ class Classifier(nn.Module):
         *,
         pretrained_file: str | os.PathLike | None = None,
         drop_rate: float = 0.0,
+        output_stride: int | None = None,
     ) -> None:
         super().__init__()
         if not classes:
             raise BadInputError("a classifier needs at least one class")
         self.model_name = model_name
         self.classes = tuple(classes)
-        self.backbone = _create_backbone(model_name, pretrained_file)
+        self.output_stride = output_stride
+        self.backbone = _create_backbone(model_name, pretrained_file, output_stride)
         self.num_features = int(self.backbone.num_features)
         self.family = (
             "vit" if hasattr(self.backbone, "patch_embed") and hasattr(
@@ -130,6 +143,10 @@ class Classifier(nn.Module):
             LayerInfo(d["module"], int(d["num_chs"]), int(d["reduction"])) for d in taps
         ]
         last_reduction = self._taps[-1].reduction if self._taps else 32
+        if output_stride is not None and last_reduction != output_stride:
+            raise BadInputError(f"timm model {model_name!r} ignored output_stride {output_stride} "
+                                f"(its features stay at stride {last_reduction})",
+                                fix="leave --output-stride unset for this model")
         self._features = LayerInfo(FEATURES, self.num_features, last_reduction)
 
     # ----------------------------------------------------------------------------------- layers
@@ -221,6 +238,8 @@ def create_classifier(
     *,
     pretrained_file: str | os.PathLike | None = None,
     drop_rate: float = 0.0,
+    output_stride: int | None = None,
 ) -> Classifier:
     """Factory: a :class:`Classifier` for timm model ``name`` with one output per class."""
-    return Classifier(name, classes, pretrained_file=pretrained_file, drop_rate=drop_rate)
+    return Classifier(name, classes, pretrained_file=pretrained_file, drop_rate=drop_rate,
+                      output_stride=output_stride)

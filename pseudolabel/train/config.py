@@ -43,6 +43,10 @@ class TrainConfig:
         None, help="A trained teacher (.pt from pseudolabel train): skips the teacher phase.",
         metavar="FILE")
     drop_rate: float = setting(0.0, help="Dropout before the classifier heads.", ge=0, lt=1)
+    output_stride: int | None = setting(
+        None, help="Output stride of the student CNN (8 or 16: dilated last stages, a finer CAM "
+        "grid from the same weights; default: the model's own, 32 for most CNNs).", ge=8, le=32,
+        metavar="8|16|32")
     # knowledge transfer
     align: str = setting(
         "spatial", help="Feature alignment loss: a name of the alignment-loss registry "
@@ -100,6 +104,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.output_stride is not None and self.output_stride not in (8, 16, 32):
+            raise BadInputError(f"--output-stride {self.output_stride} is not 8, 16 or 32",
+                                fix="give 8 or 16 for a finer CAM grid, or leave it unset")
         self.layer_pairs()  # validates the syntax
 
     def layer_pairs(self) -> list[tuple[str, str]]:

@@ -60,7 +60,7 @@ def build_nets(cfg: TrainConfig, classes: tuple[str, ...], classes_file: Path
                ) -> tuple[dict[str, TrainNet], AlignLoss | None, dict[str, list[str]]]:
     """The TrainNets by role, the alignment loss (or None) and each role's aligned layers."""
     student = create_classifier(cfg.student, classes, pretrained_file=cfg.student_weights,
-                                drop_rate=cfg.drop_rate)
+                                drop_rate=cfg.drop_rate, output_stride=cfg.output_stride)
     if not cfg.two_models:
         return ({"student": TrainNet(student, want_cam=cfg.neg_cam_weight > 0)}, None,
                 {"student": []})

@@ -102,3 +102,38 @@ def test_checkpoint_round_trip_and_refusals(tmp_path) -> None:
     torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
     with pytest.raises(BadInputError, match="not a pseudolabel"):
         load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_output_stride_gives_a_finer_map_from_the_same_weights(tmp_path) -> None:
+    """timm's dilation: stride 16 keeps every weight (same state dict keys and shapes) and doubles
+    the feature grid; the checkpoint rebuilds the dilated model (same CAM after loading)."""
+    torch.manual_seed(0)
+    plain = create_classifier("test_resnet", ["a"]).eval()
+    dilated = create_classifier("test_resnet", ["a"], output_stride=16).eval()
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {
+        k: v.shape for k, v in dilated.state_dict().items()}
+    dilated.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 3, 64, 64)
+    _, plain_maps = plain.forward_maps(x, ["features"])
+    _, maps = dilated.forward_maps(x, ["features"])
+    assert plain_maps["features"].shape[-2:] == (2, 2)  # 64 / 32
+    assert maps["features"].shape[-2:] == (4, 4)  # 64 / 16
+    assert dilated.layer_info("features").reduction == 16
+    path = save_checkpoint(tmp_path / "s.pt", dilated)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.output_stride == 16
+    torch.testing.assert_close(loaded.cam(loaded.forward_maps(x, ["features"])[1]["features"]),
+                               dilated.cam(maps["features"]))
+
+
+def test_output_stride_on_a_model_without_it_is_a_clear_error() -> None:
+    with pytest.raises(BadInputError, match="output_stride"):
+        create_classifier("test_vit", ["a"], output_stride=16)
+
+
+def test_train_config_refuses_an_output_stride_other_than_8_16_32() -> None:
+    from pseudolabel.train import TrainConfig
+
+    assert TrainConfig(output_stride=16).output_stride == 16
+    with pytest.raises(BadInputError, match="output-stride 12"):
+        TrainConfig(output_stride=12)
