@@ -46,7 +46,7 @@ from pseudolabel.io import atomic_path, output_path
 from pseudolabel.models import check_same_classes, load_run, read_tagged
 from pseudolabel.ops import resolve_device
 from pseudolabel.progress import chunked, progress
-from pseudolabel.runtime import claim_output
+from pseudolabel.runtime import claim_output, resolve_output
 from pseudolabel.selftrain.config import INIT_NONE, INIT_RUN, SelfTrainConfig
 from pseudolabel.selftrain.model import (
     FpnSegmenter,
@@ -373,13 +373,13 @@ def run(config: SelfTrainConfig, root: SourceLike, masks_dir: str | os.PathLike,
     del resolved["overwrite"]  # never replayed from a saved config
     pairs = find_pairs(dataset.samples, masks, len(classes), skip_bad=config.skip_bad,
                        workers=max(config.workers, 1))
+    if resolve_output(out_dir) == masks:  # --overwrite would delete the masks it trains on
+        raise BadInputError("--out is the mask folder it trains on", path=out_dir,
+                            fix="choose another --out")
     with claim_output(out_dir, record=(CONFIG_NAME,), resolved=resolved,
                       may_change=SelfTrainConfig.RESUME_MAY_CHANGE, overwrite=config.overwrite,
                       outputs=_outputs) as claim:
         out = claim.path
-        if out == masks:
-            raise BadInputError("--out is the mask folder it trains on", path=out,
-                                fix="choose another --out")
         save_config(resolved, out / CONFIG_NAME)
         model.to(device)
         if (out / MODEL_FILE).is_file():

@@ -25,6 +25,10 @@ def test_selftrain_is_off_by_default_and_the_option_turns_it_on_and_off(tmp_path
     assert from_file.selftrain is not None and from_file.selftrain.epochs == 5
     assert pipeline_config("demo", tmp_path / "c.yaml", selftrain=True).selftrain.epochs == 5
     assert pipeline_config("demo", tmp_path / "c.yaml", selftrain=False).selftrain is None
+    # the run options shared by every stage reach the section only when it is on
+    assert pipeline_config("demo", device="cpu", workers=0).selftrain is None
+    shared = pipeline_config("demo", selftrain=True, device="cpu", workers=0, skip_bad=True)
+    assert shared.selftrain == SelfTrainConfig(device="cpu", workers=0, skip_bad=True)
 
 
 def test_the_pipeline_with_selftrain_scores_its_masks_and_the_refined_ones(

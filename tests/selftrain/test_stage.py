@@ -190,6 +190,15 @@ def test_bad_input_is_one_line_and_exit_2(tiny_voc_root, tmp_path: Path, damage:
     assert not (tmp_path / "st").exists()  # a failed start leaves nothing
 
 
+def test_the_mask_folder_is_refused_as_out(tiny_voc_root) -> None:
+    root = tiny_voc_root(size=(32, 32))
+    masks = root / "SegmentationClass"
+    before = _masks(masks)
+    with pytest.raises(BadInputError, match="--out is the mask folder it trains on"):
+        run(dataclasses.replace(TINY, overwrite=True), root, masks, masks)
+    assert _masks(masks).keys() == before.keys()
+
+
 def test_skip_bad_leaves_out_an_image_without_mask(tiny_voc_root, tmp_path: Path) -> None:
     root = tiny_voc_root(size=(32, 32))
     (root / "SegmentationClass" / "img2.png").unlink()
