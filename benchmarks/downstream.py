@@ -135,7 +135,8 @@ def main() -> None:
     p.add_argument("--cams", type=Path, help="CAMS.h5 covering the train tiles (else made here)")
     p.add_argument("--masks", type=Path, help="pipeline masks (else refined here with --refiner)")
     p.add_argument("--refiner", action="append", help="the pipeline's chain (default: gmm)")
-    p.add_argument("--baseline", default="threshold", help="the naive baseline's refiner")
+    p.add_argument("--baseline", default="threshold",
+                   help="the naive baseline's refiner ('none': no baseline row)")
     p.add_argument("--quick", action="store_true", help="a small subset (--tiles) end to end")
     p.add_argument("--tiles", type=int, default=300, help="tiles used with --quick")
     p.add_argument("--val-share", type=float, default=0.25, help="share of photos held out")
@@ -177,12 +178,11 @@ def main() -> None:
                        grid=args.grid, batch_size=args.batch_size, workers=0,
                        device=args.device), root, run_dir, args.work / "cams.h5")
     chain = tuple(args.refiner or ("gmm",))
-    masks = {
+    masks = {} if args.baseline == "none" else {
         "threshold": refine(RefineConfig(refiners=(args.baseline,)), cams,
-                            args.work / "masks-threshold", images_root=root),
-        "pipeline": args.masks or refine(RefineConfig(refiners=chain), cams,
-                                         args.work / "masks-pipeline", images_root=root),
-    }
+                            args.work / "masks-threshold", images_root=root)}
+    masks["pipeline"] = args.masks or refine(RefineConfig(refiners=chain), cams,
+                                             args.work / "masks-pipeline", images_root=root)
     seg = _segmenter_module()
     cfg = seg.SegConfig(encoder=args.encoder, encoder_weights=str(weights) if weights else None,
                         image_size=args.seg_size or args.size,

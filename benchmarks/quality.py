@@ -1,7 +1,7 @@
 """The seed papers' ablations in one command: pseudo-mask mIoU / precision / recall per variant.
 
     python benchmarks/quality.py [--data ../shared/data/smoke-tiles | --data demo]
-        [--preset tiny|quick|standard] [--out benchmarks/results/quality-<data>] [--only models,refiners,fusion]
+        [--preset tiny|quick|standard|ablation] [--out benchmarks/results/quality-<data>] [--only models,refiners,fusion]
         [--seeds 0,1] [--variants cnn,cnn-neg,...] [--grid layer|finest]
 
 Writes OUT/quality.md, OUT/quality.json and OUT/curves.json (the λ and threshold curves, for
@@ -185,6 +185,10 @@ def refiner_chains() -> list[tuple[str, tuple[str, ...]]]:
         ("affinity (colour, no model) → threshold", ("affinity", "threshold")),
         (f"{LABEL_FREE_GMM} → crf", (LABEL_FREE_GMM, "crf")),
         ("threshold:background=power → crf", ("threshold:background=power", "crf")),
+        # the smoke paper's post-processing order: CRF, then CRF + affinity (SAM needs a checkpoint)
+        ("threshold → crf → affinity (colour)", ("threshold", "crf", "affinity")),
+        ("threshold:background=power → crf → affinity (colour)",
+         ("threshold:background=power", "crf", "affinity")),
     ]
     if pydensecrf_available():
         chains.insert(9, ("threshold → crf:backend=pydensecrf", ("threshold", "crf:backend=pydensecrf")))
