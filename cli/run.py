@@ -10,7 +10,7 @@ import click
 
 from pseudolabel.cli.options import PathType, skip_bad_option
 from pseudolabel.config import split_list
-from pseudolabel.train.config import Mode
+from pseudolabel.train.config import OUTPUT_STRIDES, Mode
 
 
 def _floats(ctx: click.Context, param: click.Parameter, value: str | None
@@ -42,7 +42,7 @@ _STAGE_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                               "help": "Pretrained weights file of the teacher."}),
     (("--epochs",), {"type": click.IntRange(min=1), "help": "Training epochs."}),
     (("--image-size",), {"type": click.IntRange(min=16), "help": "Training image side."}),
-    (("--output-stride",), {"type": click.Choice(["8", "16", "32"]), "callback":
+    (("--output-stride",), {"type": click.Choice([str(s) for s in OUTPUT_STRIDES]), "callback":
                             lambda ctx, param, value: None if value is None else int(value),
                             "help": "Output stride of the student CNN (train --output-stride)."}),
     (("--batch-size",), {"type": click.IntRange(min=1), "help": "Batch size (train, make-cams)."}),

@@ -14,6 +14,8 @@ from pseudolabel.data.config import AugmentConfig
 from pseudolabel.errors import BadInputError
 
 Mode = Literal["single", "teacher-student", "co-training"]
+#: The output strides a dilated student may have (timm's ``output_stride``).
+OUTPUT_STRIDES: tuple[int, ...] = (8, 16, 32)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.output_stride is not None and self.output_stride not in (8, 16, 32):
+        if self.output_stride is not None and self.output_stride not in OUTPUT_STRIDES:
             raise BadInputError(f"--output-stride {self.output_stride} is not 8, 16 or 32",
                                 fix="give 8 or 16 for a finer CAM grid, or leave it unset")
         self.layer_pairs()  # validates the syntax
